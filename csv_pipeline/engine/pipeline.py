@@ -1,0 +1,347 @@
+"""The three engine steps and the Dask tasks behind them.
+
+Map (one task per byte-range block): read, parse and validate the rows, fold equal
+(song, date) rows when that pays, hash-partition by song into buckets, write one Arrow
+IPC file per block with one record batch per bucket to the scratch directory.
+Reduce (one task per bucket): read that bucket's batch from every block file, sum and
+sort, render the CSV lines into a scratch file, decide where shards are cut.
+Write: number the pieces in bucket order and move or copy them to ``part-NNNNN.csv``;
+``_SUCCESS`` goes last. Peak memory is a few blocks and buckets per worker, whatever the
+file size; the scratch directory holds the data in between.
+"""
+
+import json
+import math
+import posixpath
+from dataclasses import asdict, dataclass, field, replace
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.ipc as ipc
+from distributed import Client
+
+from csv_pipeline.engine import storage
+from csv_pipeline.engine.blocks import nominal_offsets, read_block
+from csv_pipeline.engine.errors import InvalidFileError
+from csv_pipeline.engine.header import detect_header
+from csv_pipeline.engine.overflow import rows_of_key
+from csv_pipeline.engine.parse import SCHEMA, parse_rows
+from csv_pipeline.engine.rules import MAX_INT64, OUTPUT_COLUMNS
+from csv_pipeline.engine.shuffle import combine_if_worthwhile, split_by_bucket
+from csv_pipeline.engine.totals import TotalOverflow, body_bytes, line_offsets, render_lines, sum_and_sort
+
+BLOCK_BYTES = 64 << 20
+BUCKET_BYTES = 64 << 20
+DEFAULT_MAX_SHARD_BYTES = 500_000_000
+PREVIEW_ROWS = 10
+HEADER = (",".join(OUTPUT_COLUMNS) + "\n").encode()
+SUCCESS = "_SUCCESS"
+
+
+@dataclass(frozen=True)
+class FilePlan:
+    """What the map tasks need to know about a file; small and picklable."""
+
+    url: str
+    file_name: str
+    size: int
+    has_header: bool
+    data_start: int  # first byte after the BOM and header
+    lines_before_data: int  # physical lines before data_start
+    quotes_before_data: int  # '"' characters before data_start
+    offsets: tuple[int, ...]  # nominal block starts
+    buckets: int
+    storage_options: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Piece:
+    """A run of whole lines of a bucket file that becomes one shard."""
+
+    first_row: int
+    end_row: int
+    start_byte: int  # within the bucket file (which starts with the header)
+    end_byte: int
+
+
+@dataclass(frozen=True)
+class BucketResult:
+    bucket: int
+    url: str
+    rows: int
+    pieces: tuple[Piece, ...]
+    preview: tuple[tuple[str, str, int], ...]
+
+
+@dataclass(frozen=True)
+class Aggregation:
+    plan: FilePlan
+    scratch_url: str
+    rows_in: int
+    max_shard_bytes: int
+    buckets: tuple[BucketResult, ...]
+
+
+@dataclass(frozen=True)
+class Shard:
+    uri: str
+    rows: int
+    bytes: int
+
+
+@dataclass(frozen=True)
+class Manifest:
+    file_name: str
+    output_url: str
+    shards: tuple[Shard, ...]
+    rows_in: int
+    rows_out: int
+    bytes_in: int
+    bytes_out: int
+    preview: tuple[tuple[str, str, int], ...]
+
+    @property
+    def output_files(self) -> list[str]:
+        return [shard.uri for shard in self.shards]
+
+    def to_dict(self) -> dict:
+        return asdict(self) | {"output_files": self.output_files}
+
+
+def inspect_file(
+    url: str, file_name: str, storage_options: dict | None = None, *, block_bytes: int = BLOCK_BYTES
+) -> FilePlan:
+    """Checks that need no full read (not empty, header or valid first row) and the block plan."""
+    options = storage_options or {}
+    fs, path = storage.filesystem(url, options)
+    size = fs.size(path)
+    if size == 0:
+        raise InvalidFileError(file_name, "is empty (0 bytes); a valid file has at least a header or a row")
+    head = detect_header(fs, path, size, file_name)
+    return FilePlan(
+        url=url,
+        file_name=file_name,
+        size=size,
+        has_header=head.has_header,
+        data_start=head.data_start,
+        lines_before_data=head.lines_before_data,
+        quotes_before_data=head.quotes_before_data,
+        offsets=tuple(nominal_offsets(head.data_start, size, block_bytes)),
+        buckets=max(1, math.ceil(size / BUCKET_BYTES)),
+        storage_options=options,
+    )
+
+
+@dataclass(frozen=True)
+class _BlockResult:
+    nominal_start: int
+    url: str | None
+    rows: int
+    newlines: int
+    quotes: int
+    error: InvalidFileError | None
+
+
+def _map_block(plan: FilePlan, nominal_start: int, nominal_end: int, scratch_url: str) -> _BlockResult:
+    fs, path = storage.filesystem(plan.url, plan.storage_options)
+    start, data = read_block(fs, path, nominal_start, nominal_end, plan.data_start, plan.size)
+    newlines, quotes = data.count(b"\n"), data.count(b'"')
+    try:
+        table = parse_rows(data, plan.file_name, first_line=1)
+    except InvalidFileError as error:
+        return _BlockResult(nominal_start, None, 0, newlines, quotes, error)
+    rows = table.num_rows
+    del data
+    table, bucket_offsets = split_by_bucket(combine_if_worthwhile(table), plan.buckets)
+    url = storage.join(scratch_url, "blocks", f"{start:016d}.arrow")
+    with storage.open_output(url, plan.storage_options) as out, ipc.new_file(out, SCHEMA) as writer:
+        for bucket in range(plan.buckets):
+            part = table.slice(bucket_offsets[bucket], bucket_offsets[bucket + 1] - bucket_offsets[bucket])
+            writer.write_batch(pa.RecordBatch.from_arrays([column.combine_chunks() for column in part.columns], schema=SCHEMA))
+    return _BlockResult(nominal_start, url, rows, newlines, quotes, None)
+
+
+def _run_map(client: Client, plan: FilePlan, scratch_url: str) -> list[_BlockResult]:
+    """Map every block; where a boundary fell inside a quoted field, merge and map again."""
+    offsets = list(plan.offsets)
+    while True:
+        ends = offsets[1:] + [plan.size]
+        futures = client.map(_map_block, [plan] * len(offsets), offsets, ends, [scratch_url] * len(offsets))
+        results = client.gather(futures)
+        parity = plan.quotes_before_data
+        misaligned = set()
+        for index, result in enumerate(results):
+            if index and parity % 2:
+                misaligned.add(offsets[index])
+            parity += result.quotes
+        if not misaligned:
+            return results
+        offsets = [offset for offset in offsets if offset not in misaligned]
+
+
+def aggregate(
+    client: Client, plan: FilePlan, scratch_url: str, max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES
+) -> Aggregation:
+    """Parse, validate, shuffle and sum the file on the cluster behind ``client``."""
+    if max_shard_bytes <= len(HEADER):
+        raise ValueError(f"the maximum shard size ({max_shard_bytes} bytes) must exceed the header's {len(HEADER)} bytes")
+    blocks = _run_map(client, plan, scratch_url)
+    lines_before = plan.lines_before_data
+    for block in blocks:
+        if block.error is not None:
+            raise replace_line(block.error, lines_before + block.error.line)
+        lines_before += block.newlines
+    block_urls = [block.url for block in blocks]
+    futures = client.map(
+        _reduce_bucket,
+        range(plan.buckets),
+        [block_urls] * plan.buckets,
+        [scratch_url] * plan.buckets,
+        [plan.storage_options] * plan.buckets,
+        [max_shard_bytes] * plan.buckets,
+    )
+    try:
+        buckets = client.gather(futures)
+    except TotalOverflow as overflow:
+        raise _locate_overflow(client, plan, overflow) from None
+    return Aggregation(plan, scratch_url, sum(block.rows for block in blocks), max_shard_bytes, tuple(buckets))
+
+
+def replace_line(error: InvalidFileError, line: int) -> InvalidFileError:
+    return InvalidFileError(error.file_name, error.problem, line=line, column=error.column, value=error.value)
+
+
+def _reduce_bucket(
+    bucket: int, block_urls: list[str], scratch_url: str, storage_options: dict, max_shard_bytes: int
+) -> BucketResult:
+    batches = []
+    for url in block_urls:
+        fs, path = storage.filesystem(url, storage_options)
+        with fs.open(path, "rb") as source:
+            batches.append(ipc.open_file(source).get_batch(bucket))
+    totals = sum_and_sort(pa.Table.from_batches(batches, SCHEMA))
+    del batches
+    lines = render_lines(totals)
+    url = storage.join(scratch_url, "buckets", f"{bucket:05d}.csv")
+    storage.write_bytes(url, [HEADER, body_bytes(lines)], storage_options)
+    offsets = line_offsets(lines) + len(HEADER)
+    preview = tuple(
+        (totals.songs[row].as_py(), str(np.datetime64(int(totals.days[row]), "D")), int(totals.totals[row]))
+        for row in range(min(PREVIEW_ROWS, len(lines)))
+    )
+    return BucketResult(bucket, url, len(lines), _cut_pieces(offsets, totals.song_starts, max_shard_bytes), preview)
+
+
+def _cut_pieces(offsets: np.ndarray, song_starts: np.ndarray, max_shard_bytes: int) -> tuple[Piece, ...]:
+    """Cut a bucket's lines into shards of at most ``max_shard_bytes`` (header included).
+
+    Cuts fall between songs; only a song too large for one shard on its own is cut
+    between its rows, continuing in the next shard.
+    """
+    rows = len(offsets) - 1
+    header = len(HEADER)
+    pieces, first = [], 0
+    song_starts = np.append(song_starts, rows)
+    while first < rows:
+        limit = offsets[first] + max_shard_bytes - header
+        end = int(np.searchsorted(offsets, limit, side="right")) - 1  # rows that fit: [first, end)
+        if end >= rows:
+            end = rows
+        else:
+            song_end = int(song_starts[np.searchsorted(song_starts, end, side="right") - 1])
+            if song_end > first:
+                end = song_end
+            elif end <= first:
+                raise ValueError(f"a row of {offsets[first + 1] - offsets[first]} bytes does not fit in a shard of {max_shard_bytes} bytes")
+        pieces.append(Piece(first, end, int(offsets[first]), int(offsets[end])))
+        first = end
+    return tuple(pieces)
+
+
+def _locate_overflow(client: Client, plan: FilePlan, overflow: TotalOverflow) -> InvalidFileError:
+    """The line at which the running total of the overflowing (song, date) passes 64 bits."""
+    day = str(np.datetime64(overflow.day, "D"))
+    ends = list(plan.offsets[1:]) + [plan.size]
+    futures = client.map(rows_of_key, [plan] * len(ends), plan.offsets, ends, [overflow.song] * len(ends), [day] * len(ends))
+    lines_before, running = plan.lines_before_data, 0
+    for newlines, matches in client.gather(futures):
+        for line, plays in matches:
+            running += int(plays)
+            if running > MAX_INT64:
+                return InvalidFileError(
+                    plan.file_name,
+                    f"makes the total of Song {overflow.song!r} on {day} larger than 64 bits",
+                    line=lines_before + line,
+                    column="Number of Plays",
+                    value=plays,
+                )
+        lines_before += newlines
+    raise AssertionError("a total overflowed in the reduce but not in a rescan of the file")
+
+
+def write_shards(client: Client, aggregation: Aggregation, output_url: str) -> Manifest:
+    """Number the pieces in bucket order, write them as ``part-NNNNN.csv``, then ``_SUCCESS``."""
+    jobs = []
+    for bucket in aggregation.buckets:
+        for piece in bucket.pieces:
+            jobs.append((bucket, piece, storage.join(output_url, f"part-{len(jobs):05d}.csv")))
+    options = aggregation.plan.storage_options
+    if jobs:
+        client.gather(client.map(_write_piece, *zip(*jobs), [options] * len(jobs)))
+    else:  # no rows at all: one shard holding only the header
+        target = storage.join(output_url, "part-00000.csv")
+        storage.write_bytes(target, [HEADER], options)
+        jobs.append((None, Piece(0, 0, len(HEADER), len(HEADER)), target))
+    shards = tuple(
+        Shard(target, piece.end_row - piece.first_row, len(HEADER) + piece.end_byte - piece.start_byte)
+        for bucket, piece, target in jobs
+    )
+    first_nonempty = next((bucket.preview for bucket in aggregation.buckets if bucket.rows), ())
+    manifest = Manifest(
+        file_name=aggregation.plan.file_name,
+        output_url=output_url,
+        shards=shards,
+        rows_in=aggregation.rows_in,
+        rows_out=sum(bucket.rows for bucket in aggregation.buckets),
+        bytes_in=aggregation.plan.size,
+        bytes_out=sum(shard.bytes for shard in shards),
+        preview=first_nonempty,
+    )
+    storage.write_bytes(storage.join(output_url, SUCCESS), [json.dumps(manifest.to_dict(), indent=2).encode()], options)
+    return manifest
+
+
+def _write_piece(bucket: BucketResult, piece: Piece, target: str, storage_options: dict) -> None:
+    fs, source = storage.filesystem(bucket.url, storage_options)
+    target_fs, target_path = storage.filesystem(target, storage_options)
+    if len(bucket.pieces) == 1 and type(fs) is type(target_fs):
+        target_fs.makedirs(posixpath.dirname(target_path), exist_ok=True)
+        fs.mv(source, target_path)  # a rename locally, a server-side copy on object stores
+        return
+    body = storage.read_range(fs, source, piece.start_byte, piece.end_byte)
+    storage.write_bytes(target, [HEADER, body], storage_options)
+
+
+def process_file(
+    client: Client,
+    url: str,
+    output_url: str,
+    scratch_url: str,
+    *,
+    file_name: str,
+    max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES,
+    storage_options: dict | None = None,
+) -> Manifest:
+    """All three steps; a bad file leaves neither shards nor scratch behind."""
+    try:
+        plan = inspect_file(url, file_name, storage_options)
+        aggregation = aggregate(client, plan, scratch_url, max_shard_bytes)
+        return write_shards(client, aggregation, output_url)
+    except BaseException:
+        storage.remove_tree(output_url, storage_options)
+        raise
+    finally:
+        storage.remove_tree(scratch_url, storage_options)
+
+
+__all__ = ["Aggregation", "FilePlan", "Manifest", "Shard", "aggregate", "inspect_file", "process_file", "write_shards"]

@@ -1,0 +1,42 @@
+"""fsspec access shared by every engine step, so a local path and an s3:// URL take one code path."""
+
+import posixpath
+
+import fsspec
+from fsspec import AbstractFileSystem
+
+
+def filesystem(url: str, storage_options: dict | None = None) -> tuple[AbstractFileSystem, str]:
+    """The filesystem and the protocol-less path behind ``url``."""
+    return fsspec.core.url_to_fs(url, **(storage_options or {}))
+
+
+def join(url: str, *parts: str) -> str:
+    return posixpath.join(url.rstrip("/"), *parts)
+
+
+def read_range(fs: AbstractFileSystem, path: str, start: int, end: int) -> bytes:
+    """Bytes [start, end) of a file: one ranged GET on object stores, never the whole file."""
+    if end <= start:
+        return b""
+    return fs.cat_file(path, start=start, end=end)
+
+
+def open_output(url: str, storage_options: dict | None = None):
+    """A new file at ``url`` opened for writing, its directory created first where needed."""
+    fs, path = filesystem(url, storage_options)
+    fs.makedirs(posixpath.dirname(path), exist_ok=True)
+    return fs.open(path, "wb")
+
+
+def write_bytes(url: str, chunks, storage_options: dict | None = None) -> None:
+    """Write ``chunks`` (bytes-like) to a new file at ``url``."""
+    with open_output(url, storage_options) as out:
+        for chunk in chunks:
+            out.write(chunk)
+
+
+def remove_tree(url: str, storage_options: dict | None = None) -> None:
+    fs, path = filesystem(url, storage_options)
+    if fs.exists(path):
+        fs.rm(path, recursive=True)
