@@ -109,9 +109,18 @@ class Manifest:
 
 
 def inspect_file(
-    url: str, file_name: str, storage_options: dict | None = None, *, block_bytes: int = BLOCK_BYTES
+    url: str,
+    file_name: str,
+    storage_options: dict | None = None,
+    *,
+    block_bytes: int = BLOCK_BYTES,
+    bucket_bytes: int = BUCKET_BYTES,
 ) -> FilePlan:
-    """Checks that need no full read (not empty, header or valid first row) and the block plan."""
+    """Checks that need no full read (not empty, header or valid first row) and the block plan.
+
+    The bucket count depends on the file size alone, so the output does not depend on
+    ``block_bytes`` or on the cluster.
+    """
     options = storage_options or {}
     fs, path = storage.filesystem(url, options)
     size = fs.size(path)
@@ -127,7 +136,7 @@ def inspect_file(
         lines_before_data=head.lines_before_data,
         quotes_before_data=head.quotes_before_data,
         offsets=tuple(nominal_offsets(head.data_start, size, block_bytes)),
-        buckets=max(1, math.ceil(size / BUCKET_BYTES)),
+        buckets=max(1, math.ceil(size / bucket_bytes)),
         storage_options=options,
     )
 
@@ -315,6 +324,8 @@ def _write_piece(bucket: BucketResult, piece: Piece, target: str, storage_option
     fs, source = storage.filesystem(bucket.url, storage_options)
     target_fs, target_path = storage.filesystem(target, storage_options)
     if len(bucket.pieces) == 1 and type(fs) is type(target_fs):
+        if not fs.exists(source) and target_fs.exists(target_path):
+            return  # moved already by an attempt whose worker died before reporting
         target_fs.makedirs(posixpath.dirname(target_path), exist_ok=True)
         fs.mv(source, target_path)  # a rename locally, a server-side copy on object stores
         return

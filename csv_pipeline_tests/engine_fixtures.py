@@ -1,0 +1,30 @@
+"""Fixtures for driving the engine directly on a real local Dask cluster (no Dagster)."""
+
+from pathlib import Path
+
+import pytest
+from distributed import Client, LocalCluster
+
+from csv_pipeline.engine import aggregate, inspect_file, write_shards
+
+
+@pytest.fixture(scope="session")
+def dask_client():
+    """Two single-threaded worker processes, like the executor's local cluster."""
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+    ) as cluster:
+        with Client(cluster) as client:
+            yield client
+
+
+@pytest.fixture
+def run_engine(dask_client, tmp_path):
+    """Process a file with the engine; small block and bucket sizes exercise the parallel paths."""
+
+    def run(path: Path, *, block_bytes=1 << 20, bucket_bytes=1 << 20, max_shard_bytes=500_000_000, out="out"):
+        plan = inspect_file(str(path), path.name, block_bytes=block_bytes, bucket_bytes=bucket_bytes)
+        aggregation = aggregate(dask_client, plan, str(tmp_path / "scratch" / out), max_shard_bytes)
+        return write_shards(dask_client, aggregation, str(tmp_path / out))
+
+    return run
