@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 from distributed import Client
 
@@ -27,7 +28,7 @@ from csv_pipeline.engine.header import detect_header
 from csv_pipeline.engine.overflow import rows_of_key
 from csv_pipeline.engine.parse import SCHEMA, parse_rows
 from csv_pipeline.engine.rules import MAX_INT64, OUTPUT_COLUMNS
-from csv_pipeline.engine.shuffle import combine_if_worthwhile, split_by_bucket
+from csv_pipeline.engine.shuffle import combine, song_hashes, split_by_bucket, worth_combining
 from csv_pipeline.engine.totals import TotalOverflow, body_bytes, line_offsets, render_lines, sum_and_sort
 
 BLOCK_BYTES = 64 << 20
@@ -161,13 +162,22 @@ def _map_block(plan: FilePlan, nominal_start: int, nominal_end: int, scratch_url
         return _BlockResult(nominal_start, None, 0, newlines, quotes, error)
     rows = table.num_rows
     del data
-    table, bucket_offsets = split_by_bucket(combine_if_worthwhile(table), plan.buckets)
+    hashes = song_hashes(table["song"])
+    if worth_combining(hashes, table["date"].cast(pa.int32()).to_numpy()) and _sum_is_safe(table["plays"]):
+        table = combine(table)
+        hashes = song_hashes(table["song"])
+    table, bucket_offsets = split_by_bucket(table, hashes, plan.buckets)
     url = storage.join(scratch_url, "blocks", f"{start:016d}.arrow")
     with storage.open_output(url, plan.storage_options) as out, ipc.new_file(out, SCHEMA) as writer:
         for bucket in range(plan.buckets):
             part = table.slice(bucket_offsets[bucket], bucket_offsets[bucket + 1] - bucket_offsets[bucket])
             writer.write_batch(pa.RecordBatch.from_arrays([column.combine_chunks() for column in part.columns], schema=SCHEMA))
     return _BlockResult(nominal_start, url, rows, newlines, quotes, None)
+
+
+def _sum_is_safe(plays: pa.ChunkedArray) -> bool:
+    """Whether Arrow's (wrapping) integer sums over these plays cannot overflow."""
+    return float(pc.sum(plays.cast(pa.float64(), safe=False)).as_py() or 0) < 2.0**62
 
 
 def _run_map(client: Client, plan: FilePlan, scratch_url: str) -> list[_BlockResult]:
@@ -235,7 +245,7 @@ def _reduce_bucket(
     storage.write_bytes(url, [HEADER, body_bytes(lines)], storage_options)
     offsets = line_offsets(lines) + len(HEADER)
     preview = tuple(
-        (totals.songs[row].as_py(), str(np.datetime64(int(totals.days[row]), "D")), int(totals.totals[row]))
+        (totals.dictionary[int(totals.song_index[row])].as_py(), str(np.datetime64(int(totals.days[row]), "D")), int(totals.totals[row]))
         for row in range(min(PREVIEW_ROWS, len(lines)))
     )
     return BucketResult(bucket, url, len(lines), _cut_pieces(offsets, totals.song_starts, max_shard_bytes), preview)

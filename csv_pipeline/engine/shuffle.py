@@ -13,14 +13,18 @@ _MASKS = np.array([(1 << (8 * n)) - 1 for n in range(8)] + [2**64 - 1], dtype=np
 _K1, _K2, _K3, _K4 = (np.uint64(k) for k in (0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0xBF58476D1CE4E5B9))
 
 
-def song_hashes(songs: pa.Array) -> np.ndarray:
+def song_hashes(songs: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """A stable 64-bit hash of each string, from its length and its first, middle and last 8 bytes.
 
     Vectorised over Arrow's offsets and data buffers: a handful of gathers instead of a
     pass over every byte. Different strings may share a hash; that only affects balance.
     """
-    songs = songs.cast(pa.large_string()) if songs.type != pa.large_string() else songs
-    offsets = np.frombuffer(songs.buffers()[1], np.int64)[songs.offset : songs.offset + len(songs) + 1]
+    if isinstance(songs, pa.ChunkedArray):
+        songs = songs.combine_chunks()
+    if len(songs) == 0:
+        return np.empty(0, np.uint64)
+    width = np.int64 if songs.type == pa.large_string() else np.int32
+    offsets = np.frombuffer(songs.buffers()[1], width)[songs.offset : songs.offset + len(songs) + 1].astype(np.int64)
     data = np.frombuffer(songs.buffers()[2], np.uint8) if songs.buffers()[2] is not None else np.empty(0, np.uint8)
     padded = np.concatenate([data[: offsets[-1]], np.zeros(8, np.uint8)])
     words = np.ndarray(buffer=padded, dtype="<u8", shape=(len(padded) - 7,), strides=(1,))
@@ -37,43 +41,39 @@ def song_hashes(songs: pa.Array) -> np.ndarray:
     return mixed
 
 
-def bucket_ids(songs: pa.Array, buckets: int) -> np.ndarray:
-    """The bucket (0..buckets-1) of each song, as uint16 so a stable sort by it is a radix sort."""
-    return (song_hashes(songs) % np.uint64(buckets)).astype(np.uint16)
-
-
-def split_by_bucket(table: pa.Table, buckets: int) -> tuple[pa.Table, np.ndarray]:
+def split_by_bucket(table: pa.Table, hashes: np.ndarray, buckets: int) -> tuple[pa.Table, np.ndarray]:
     """Rows grouped by bucket (input order kept within a bucket) and each bucket's row offsets."""
-    if table.num_rows == 0:
-        return table, np.zeros(buckets + 1, np.int64)
-    ids = bucket_ids(table.column(0).combine_chunks(), buckets)
+    ids = (hashes % np.uint64(buckets)).astype(np.uint16)  # uint16: the stable sort is a radix sort
     order = np.argsort(ids, kind="stable")
-    counts = np.bincount(ids, minlength=buckets)
-    offsets = np.concatenate([[0], np.cumsum(counts)])
+    offsets = np.concatenate([[0], np.cumsum(np.bincount(ids, minlength=buckets))])
     return table.take(pa.array(order)), offsets
 
 
-def combine_if_worthwhile(table: pa.Table) -> pa.Table:
-    """Sum plays per (song, date) within the block when that shrinks it at least by half.
+def worth_combining(hashes: np.ndarray, days: np.ndarray, sample_rows: int = 1 << 16) -> bool:
+    """Whether summing equal (song, date) rows within the block would at least halve it.
 
-    Low-cardinality files collapse here, before the shuffle; files where almost every
-    (song, date) is distinct skip the work. The estimate is linear counting over a
-    bitmap of (song hash, date) pairs, far cheaper than the aggregation it decides on.
+    Low-cardinality files collapse by orders of magnitude, files where almost every
+    (song, date) is distinct not at all. The group count G is estimated from the
+    distinct pairs d among the first k rows, inverting d = G * (1 - exp(-k / G)).
     """
-    rows = table.num_rows
-    if rows < 1024:
-        return table
-    keys = song_hashes(table.column(0).combine_chunks()) ^ (
-        table.column(1).combine_chunks().cast(pa.int32()).to_numpy().astype(np.uint64) * _K3
-    )
-    bits = 1 << max(16, int(rows).bit_length())
-    seen = np.zeros(bits, dtype=bool)
-    seen[(keys >> np.uint64(11)) % np.uint64(bits)] = True
-    empty = bits - int(np.count_nonzero(seen))
-    estimate = bits * np.log(bits / max(empty, 1))
-    if estimate > rows / 2:
-        return table
-    summed = table.group_by([table.column_names[0], table.column_names[1]], use_threads=False).aggregate(
-        [(table.column_names[2], "sum")]
-    )
-    return summed.rename_columns(table.column_names)
+    rows = len(hashes)
+    if rows < 2 * sample_rows:
+        return rows > 1
+    pairs = hashes[:sample_rows] ^ (days[:sample_rows].astype(np.uint64) * _K3)
+    distinct = len(np.unique(pairs))
+    if distinct >= sample_rows:
+        return False
+    low, high = float(distinct), float(rows) * 64  # G grows with d: bisect for it
+    for _ in range(60):
+        groups = (low + high) / 2
+        if groups * -np.expm1(-sample_rows / groups) < distinct:
+            low = groups
+        else:
+            high = groups
+    return low < rows / 2
+
+
+def combine(table: pa.Table) -> pa.Table:
+    """Sum plays per (song, date) within one block."""
+    song, day, plays = table.column_names
+    return table.group_by([song, day], use_threads=False).aggregate([(plays, "sum")]).rename_columns(table.column_names)

@@ -33,7 +33,8 @@ class TotalOverflow(Exception):
 class Totals:
     """One row per (song, date), sorted by song (UTF-8 bytes) then date."""
 
-    songs: pa.Array
+    dictionary: pa.Array  # the distinct songs (large_string)
+    song_index: np.ndarray  # each row's song, as an index into ``dictionary``
     days: np.ndarray  # int32 days since 1970-01-01
     totals: np.ndarray  # int64
     song_starts: np.ndarray  # row index where each song's rows begin
@@ -42,7 +43,8 @@ class Totals:
 def sum_and_sort(table: pa.Table) -> Totals:
     """Totals of a table with columns (song, date32, plays int64)."""
     if table.num_rows == 0:
-        return Totals(pa.array([], pa.large_string()), np.empty(0, np.int32), np.empty(0, np.int64), np.empty(0, np.int64))
+        empty = np.empty(0, np.int64)
+        return Totals(pa.array([], pa.large_string()), empty, np.empty(0, np.int32), empty, empty)
     encoded = pc.dictionary_encode(table.column(0).combine_chunks())
     dictionary = encoded.dictionary
     by_song = pc.sort_indices(dictionary).to_numpy()
@@ -62,9 +64,8 @@ def sum_and_sort(table: pa.Table) -> Totals:
     if float(plays.astype(np.float64).sum()) >= _SAFE_TOTAL:
         totals = _exact_totals(plays, starts, totals, dictionary, by_song, song_rank, group_keys)
     song_starts = np.flatnonzero(np.concatenate([[True], song_rank[1:] != song_rank[:-1]]))
-    songs = dictionary.cast(pa.large_string()).take(pa.array(by_song[song_rank]))
     group_days = ((group_keys & np.uint64(0xFFFFFFFF)).astype(np.int64) - _DAY_BIAS).astype(np.int32)
-    return Totals(songs, group_days, totals, song_starts)
+    return Totals(dictionary.cast(pa.large_string()), by_song[song_rank], group_days, totals, song_starts)
 
 
 def _exact_totals(plays, starts, totals, dictionary, by_song, song_rank, group_keys) -> np.ndarray:
@@ -88,10 +89,12 @@ def render_lines(totals: Totals) -> pa.Array:
     The result's data buffer is the CSV body and its offsets are the row boundaries,
     which is what lets shards be cut at exact byte positions.
     """
-    songs = totals.songs
-    if len(songs) and pc.any(pc.match_substring_regex(songs, _NEEDS_QUOTES)).as_py():
-        quoted = pc.binary_join_element_wise(_QUOTE, pc.replace_substring(songs, '"', '""'), _QUOTE, _NOTHING)
-        songs = pc.if_else(pc.match_substring_regex(songs, _NEEDS_QUOTES), quoted, songs)
+    names = totals.dictionary  # quoting works on the distinct songs only, before the take
+    needs_quotes = pc.match_substring_regex(names, _NEEDS_QUOTES)
+    if len(names) and pc.any(needs_quotes).as_py():
+        quoted = pc.binary_join_element_wise(_QUOTE, pc.replace_substring(names, '"', '""'), _QUOTE, _NOTHING)
+        names = pc.if_else(needs_quotes, quoted, names)
+    songs = names.take(pa.array(totals.song_index))
     first_day = int(totals.days.min()) if len(totals.days) else 0
     span = int(totals.days.max()) - first_day + 1 if len(totals.days) else 0
     day_names = pa.array(np.arange(first_day, first_day + span, dtype=np.int32), pa.date32()).cast(pa.large_string())
