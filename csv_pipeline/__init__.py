@@ -1,0 +1,1 @@
+"""csv_pipeline: play-count CSV files in, per-(Song, Date) totals out, orchestrated by Dagster on Dask."""

@@ -1,0 +1,17 @@
+"""The job that processes one inbox file: the sensor, the UI and ``csv-pipeline process`` launch it."""
+
+from dagster import define_asset_job
+from dagster._core.definitions.reconstruct import ReconstructableRepository
+
+from csv_pipeline.assets import play_totals
+
+process_inbox_file = define_asset_job(
+    "process_inbox_file",
+    selection=[play_totals],
+    description="Validate one inbox file, sum its plays per (Song, Date) on Dask, write the shards.",
+)
+
+# The job as ``execute_job`` needs it: a pointer that the Dask workers rebuild from the code location.
+PROCESS_INBOX_FILE = ReconstructableRepository.for_module("csv_pipeline.definitions", "defs").get_reconstructable_job(
+    process_inbox_file.name
+)

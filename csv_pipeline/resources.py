@@ -1,0 +1,45 @@
+"""The one resource: where a run reads its file and writes its shards."""
+
+from typing import Any
+
+from dagster import ConfigurableResource
+
+from csv_pipeline.inbox import is_csv
+from csv_pipeline.settings import Settings
+
+
+class PlayFiles(ConfigurableResource):
+    """Inbox, outbox and scratch locations (fsspec URLs: local paths or ``s3://``) and the shard limit.
+
+    Its values are also written into every run's config, so the Dask workers that run the ops
+    use the locations the run was launched with, whatever their own environment says.
+    """
+
+    inbox: str
+    outbox: str
+    scratch: str
+    max_shard_bytes: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "PlayFiles":
+        return cls(
+            inbox=settings.inbox,
+            outbox=settings.outbox,
+            scratch=settings.scratch,
+            max_shard_bytes=settings.max_shard_bytes,
+        )
+
+    def input_url(self, file_key: str) -> str:
+        return f"{self.inbox}/{file_key}"
+
+    def output_url(self, file_key: str, run_id: str) -> str:
+        """``<outbox>/<file key without .csv>/<run id>`` (SPEC section 4)."""
+        stem = file_key[: -len(".csv")] if is_csv(file_key) else file_key
+        return f"{self.outbox}/{stem}/{run_id}"
+
+    def scratch_url(self, run_id: str) -> str:
+        return f"{self.scratch}/{run_id}"
+
+    def run_config(self) -> dict[str, Any]:
+        """This resource's values as run config, for the runs the sensor and the CLI launch."""
+        return {"resources": {"play_files": {"config": self.model_dump()}}}

@@ -1,0 +1,52 @@
+"""The environment variables of SPEC section 7, read in this one place.
+
+Every default is embedded, so a fresh checkout runs with nothing set. No Dagster imports:
+the CLI reads these too.
+"""
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+DEFAULT_MAX_SHARD_BYTES = 500_000_000
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where files come from and go to, and which Dask cluster and Dagster instance to use."""
+
+    inbox: str
+    outbox: str
+    scratch: str
+    max_shard_bytes: int
+    dask_scheduler_address: str | None
+    dagster_url: str
+    dagster_home: str
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> "Settings":
+        outbox = absolute_url(environ.get("CSV_PIPELINE_OUTBOX", "./data/outbox"))
+        return cls(
+            inbox=absolute_url(environ.get("CSV_PIPELINE_INBOX", "./data/inbox")),
+            outbox=outbox,
+            scratch=absolute_url(environ.get("CSV_PIPELINE_SCRATCH", f"{outbox}/.scratch")),
+            max_shard_bytes=_positive_int(environ, "CSV_PIPELINE_MAX_SHARD_BYTES", DEFAULT_MAX_SHARD_BYTES),
+            dask_scheduler_address=environ.get("DASK_SCHEDULER_ADDRESS") or None,
+            dagster_url=environ.get("CSV_PIPELINE_DAGSTER_URL", "http://127.0.0.1:3000").rstrip("/"),
+            dagster_home=os.path.abspath(environ.get("DAGSTER_HOME", "./.dagster_home")),
+        )
+
+
+def absolute_url(location: str) -> str:
+    """An fsspec URL as given, or an absolute path: runs and Dask workers start in other directories."""
+    location = location.rstrip("/") or "/"
+    return location if "://" in location else os.path.abspath(location)
+
+
+def _positive_int(environ: Mapping[str, str], name: str, default: int) -> int:
+    raw = environ.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.strip().isdigit() or int(raw) <= 0:
+        raise ValueError(f"{name} must be a positive whole number of bytes, not {raw!r}.")
+    return int(raw)
