@@ -1,0 +1,359 @@
+"""The production processes, for end-to-end tests: a pytest plugin.
+
+Per test session: a fresh PostgreSQL database on the machine's server (dropped at the end),
+moto's S3 server on a free loopback port with one bucket, and ``dagster-webserver`` plus
+``dagster-daemon`` started with ``deploy/dagster.yaml`` and ``csv_pipeline.definitions``,
+inbox and outbox in that bucket. Each process runs in its own process group, so stopping it
+also stops the code server, the run workers and their Dask workers it started.
+"""
+
+import csv
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import psycopg2
+import pytest
+import requests
+import s3fs
+
+from csv_pipeline.graphql_client import DagsterGraphQL, RunResult
+from csv_pipeline.tags import FILE_TAG
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+PRODUCTION_INSTANCE_YAML = REPO_ROOT / "deploy" / "dagster.yaml"
+POSTGRES_SERVER = "postgres@127.0.0.1:5432"
+BUCKET = "plays"
+FAKE_AWS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+# Small enough that the test files are written as several shards.
+MAX_SHARD_BYTES = 20_000
+STARTUP_TIMEOUT_SECONDS = 180
+BIN = Path(sys.executable).parent
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class DagsterService:
+    """A running webserver and daemon, and where to find everything they use."""
+
+    url: str
+    env: dict[str, str]
+    inbox: str
+    outbox: str
+    s3: s3fs.S3FileSystem
+    graphql: DagsterGraphQL
+    postgres_dsn: str
+    location: str
+    max_shard_bytes: int
+    logs: Path
+
+    def put(self, file_key: str, content: bytes) -> None:
+        """Drop a file into the S3 inbox, as any S3 client would."""
+        self.s3.pipe_file(f"{self.inbox}/{file_key}", content)
+
+    def wait_for_run(
+        self, file_key: str, until: Callable[[RunResult], bool] = lambda run: run.finished, timeout: float = 300
+    ) -> RunResult:
+        """The newest run of ``file_key`` once it exists and ``until`` holds for it (by default: it ended)."""
+
+        def ready() -> RunResult | None:
+            run = self.graphql.latest_run(file_key)
+            return run if run is not None and until(run) else None
+
+        return wait_until(ready, timeout, f"the run of {file_key}", self.logs)
+
+    def watch_statuses(self, file_keys: list[str], timeout: float = 600) -> list[list[str]]:
+        """The status of each file's latest run (PENDING before it has one), sampled until all ended."""
+        samples: list[list[str]] = []
+
+        def all_ended() -> bool | None:
+            runs = [self.graphql.latest_run(file_key) for file_key in file_keys]
+            samples.append([run.status if run else "PENDING" for run in runs])
+            return True if all(run and run.finished for run in runs) else None
+
+        wait_until(all_ended, timeout, f"the runs of {', '.join(file_keys)}", self.logs)
+        return samples
+
+    def cli(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+        """The installed ``csv-pipeline`` console script, in the service's environment."""
+        return subprocess.run(
+            [str(BIN / "csv-pipeline"), *args], env=self.env, capture_output=True, text=True, timeout=timeout
+        )
+
+    def read_csv(self, uri: str) -> list[list[str]]:
+        """All rows of a CSV file in the bucket, read with the csv module."""
+        with self.s3.open(uri, "r", encoding="utf-8", newline="") as stream:
+            return list(csv.reader(stream))
+
+    def run_ids(self, file_key: str | None = None) -> list[str]:
+        """Ids of every run (of ``file_key`` if given), newest first, as GraphQL lists them."""
+        tags = [{"key": FILE_TAG, "value": file_key}] if file_key else []
+        runs = graphql_data(self.url, _RUN_IDS, {"tags": tags})["runsOrError"]["results"]
+        return [run["runId"] for run in runs]
+
+    def wait_for_sensor_tick(self) -> None:
+        """Wait until a tick of the inbox sensor that started after this call has ended."""
+        since = time.time()
+
+        def ended() -> bool | None:
+            state = graphql_data(self.url, _SENSOR_TICKS, {"location": self.location, "since": since})
+            for tick in state["sensorOrError"]["sensorState"]["ticks"]:
+                if tick["status"] == "FAILURE":
+                    pytest.fail(f"inbox_sensor tick failed: {tick['error']['message']}")
+                if tick["status"] in ("SUCCESS", "SKIPPED"):
+                    return True
+            return None
+
+        wait_until(ended, 120, "a tick of inbox_sensor", self.logs)
+
+    def max_concurrent_runs(self) -> int:
+        """The run queue's limit, as the running instance has it."""
+        return graphql_data(self.url, "{ instance { runQueueConfig { maxConcurrentRuns } } }")["instance"][
+            "runQueueConfig"
+        ]["maxConcurrentRuns"]
+
+    def parent_run_id(self, run_id: str) -> str | None:
+        return graphql_data(self.url, _PARENT_RUN, {"runId": run_id})["runOrError"]["parentRunId"]
+
+    def kill_run_worker(self, run_id: str) -> None:
+        """SIGKILL the process executing ``run_id``, as an out-of-memory killer would."""
+        events = graphql_data(self.url, _ENGINE_EVENTS, {"runId": run_id})["runOrError"]["eventConnection"]["events"]
+        (pid,) = [
+            int(entry["text"])
+            for event in events
+            if event.get("message", "").startswith("Started process for run")
+            for entry in event["metadataEntries"]
+            if entry["label"] == "pid"
+        ]
+        os.kill(pid, signal.SIGKILL)
+
+    def runs_in_database(self) -> list[tuple[str, str]]:
+        """``(run_id, status)`` of every row of the runs table in the test database."""
+        with psycopg2.connect(self.postgres_dsn) as connection, connection.cursor() as cursor:
+            cursor.execute("SELECT run_id, status FROM runs ORDER BY create_timestamp")
+            return cursor.fetchall()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_until(probe: Callable[[], T | None], timeout: float, what: str, logs: Path | None = None) -> T:
+    """Poll ``probe`` until it returns something other than None; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        answer = probe()
+        if answer is not None:
+            return answer
+        time.sleep(0.25)
+    pytest.fail(f"waited {timeout:.0f} s for {what}" + (f"; process logs: {_log_tails(logs)}" if logs else ""))
+
+
+def start_process(args: list[str], env: dict[str, str], cwd: Path, log: Path) -> subprocess.Popen:
+    """Start ``args`` in a new process group with its output in ``log``."""
+    with log.open("wb") as output:
+        return subprocess.Popen(
+            args, env=env, cwd=cwd, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+
+def stop_process(process: subprocess.Popen, grace_seconds: float = 30) -> None:
+    """SIGTERM the process group, SIGKILL what is still there after ``grace_seconds``."""
+    _signal_group(process, signal.SIGTERM)
+    try:
+        process.wait(grace_seconds)
+    except subprocess.TimeoutExpired:
+        pass
+    # The leader may be gone while children it started (code server, run workers) linger.
+    _signal_group(process, signal.SIGKILL)
+    process.wait()
+
+
+def _signal_group(process: subprocess.Popen, signum: signal.Signals) -> None:
+    try:
+        os.killpg(process.pid, signum)
+    except ProcessLookupError:
+        pass
+
+
+def _log_tails(logs: Path, lines: int = 40) -> str:
+    tails = []
+    for log in sorted(logs.glob("*.log")):
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+        tails.append(f"\n--- {log.name} ---\n{tail}")
+    return "".join(tails)
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn() -> Iterator[str]:
+    """A database of its own on the machine's PostgreSQL server, dropped after the session."""
+    name = f"csv_pipeline_e2e_{uuid.uuid4().hex[:12]}"
+    admin = psycopg2.connect(f"postgresql://{POSTGRES_SERVER}/postgres")
+    admin.autocommit = True
+    try:
+        with admin.cursor() as cursor:
+            cursor.execute(f'CREATE DATABASE "{name}"')
+        yield f"postgresql://{POSTGRES_SERVER}/{name}"
+        with admin.cursor() as cursor:
+            cursor.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    finally:
+        admin.close()
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """moto's S3 server on a free loopback port."""
+    logs = tmp_path_factory.mktemp("moto")
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    server = start_process(
+        [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)], dict(os.environ), logs, logs / "moto.log"
+    )
+    try:
+        wait_until(lambda: _answers(f"{endpoint}/moto-api/"), 60, "moto_server", logs)
+        yield endpoint
+    finally:
+        stop_process(server)
+
+
+@pytest.fixture(scope="session")
+def dagster_service(
+    postgres_dsn: str, s3_endpoint: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[DagsterService]:
+    """dagster-webserver and dagster-daemon on the production dagster.yaml, S3 inbox and outbox."""
+    root = tmp_path_factory.mktemp("service")
+    dagster_home = root / "dagster_home"
+    dagster_home.mkdir()
+    shutil.copy(PRODUCTION_INSTANCE_YAML, dagster_home / "dagster.yaml")
+    s3 = s3fs.S3FileSystem(
+        endpoint_url=s3_endpoint,
+        key=FAKE_AWS["AWS_ACCESS_KEY_ID"],
+        secret=FAKE_AWS["AWS_SECRET_ACCESS_KEY"],
+        skip_instance_cache=True,
+        use_listings_cache=False,
+    )
+    s3.mkdir(BUCKET)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        **FAKE_AWS,
+        "AWS_ENDPOINT_URL": s3_endpoint,
+        "DAGSTER_HOME": str(dagster_home),
+        "CSV_PIPELINE_POSTGRES_URL": postgres_dsn.replace("postgresql://", "postgresql+psycopg2://", 1),
+        "CSV_PIPELINE_INBOX": f"s3://{BUCKET}/inbox",
+        "CSV_PIPELINE_OUTBOX": f"s3://{BUCKET}/outbox",
+        "CSV_PIPELINE_MAX_SHARD_BYTES": str(MAX_SHARD_BYTES),
+        "CSV_PIPELINE_DAGSTER_URL": url,
+    }
+    code = ["-m", "csv_pipeline.definitions"]
+    processes = [
+        start_process(
+            [str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port), *code], env, root, root / "webserver.log"
+        ),
+        start_process([str(BIN / "dagster-daemon"), "run", *code], env, root, root / "daemon.log"),
+    ]
+    try:
+        location = wait_until(lambda: _code_location(url), STARTUP_TIMEOUT_SECONDS, "the webserver and the daemon", root)
+        yield DagsterService(
+            url=url,
+            env=env,
+            inbox=env["CSV_PIPELINE_INBOX"],
+            outbox=env["CSV_PIPELINE_OUTBOX"],
+            s3=s3,
+            graphql=DagsterGraphQL(url),
+            postgres_dsn=postgres_dsn,
+            location=location,
+            max_shard_bytes=MAX_SHARD_BYTES,
+            logs=root,
+        )
+    finally:
+        for process in processes:
+            stop_process(process)
+
+
+_READINESS = """
+{
+  workspaceOrError {
+    ... on Workspace {
+      locationEntries { name loadStatus locationOrLoadError { __typename ... on PythonError { message } } }
+    }
+  }
+  instance { daemonHealth { allDaemonStatuses { daemonType healthy } } }
+}
+"""
+_DAEMONS_NEEDED = {"SENSOR", "QUEUED_RUN_COORDINATOR", "MONITORING"}
+_RUN_IDS = """
+query RunIds($tags: [ExecutionTag!]) {
+  runsOrError(filter: {tags: $tags}) { ... on Runs { results { runId } } }
+}
+"""
+_PARENT_RUN = """
+query ParentRun($runId: ID!) { runOrError(runId: $runId) { ... on Run { parentRunId } } }
+"""
+_ENGINE_EVENTS = """
+query EngineEvents($runId: ID!) {
+  runOrError(runId: $runId) {
+    ... on Run {
+      eventConnection { events { ... on EngineEvent { message metadataEntries { label ... on TextMetadataEntry { text } } } } }
+    }
+  }
+}
+"""
+_SENSOR_TICKS = """
+query SensorTicks($location: String!, $since: Float!) {
+  sensorOrError(sensorSelector: {
+    repositoryLocationName: $location, repositoryName: "__repository__", sensorName: "inbox_sensor"
+  }) {
+    ... on Sensor { sensorState { ticks(afterTimestamp: $since, limit: 10) { status error { message } } } }
+  }
+}
+"""
+
+
+def graphql_data(url: str, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+    answer = requests.post(f"{url}/graphql", json={"query": query, "variables": variables or {}}, timeout=30).json()
+    assert not answer.get("errors"), answer["errors"]
+    return answer["data"]
+
+
+def _code_location(url: str) -> str | None:
+    """The name of the loaded code location once the daemons the tests rely on beat, else None."""
+    try:
+        data = graphql_data(url, _READINESS)
+    except (requests.RequestException, ValueError):
+        return None
+    locations = data["workspaceOrError"].get("locationEntries") or []
+    for location in locations:
+        loaded = location["locationOrLoadError"]
+        if loaded and loaded["__typename"] == "PythonError":
+            pytest.fail(f"csv_pipeline.definitions did not load in the webserver: {loaded['message']}")
+    healthy = {status["daemonType"] for status in data["instance"]["daemonHealth"]["allDaemonStatuses"] if status["healthy"]}
+    if len(locations) == 1 and locations[0]["loadStatus"] == "LOADED" and _DAEMONS_NEEDED <= healthy:
+        return locations[0]["name"]
+    return None
+
+
+def _answers(url: str) -> bool | None:
+    try:
+        requests.get(url, timeout=2)
+    except requests.ConnectionError:
+        return None
+    return True
+
