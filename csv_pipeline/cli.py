@@ -1,0 +1,25 @@
+"""The ``csv-pipeline`` command (SPEC section 6): one subcommand per module that holds it."""
+
+import argparse
+from collections.abc import Sequence
+
+from csv_pipeline.demo_command import add_demo_file_command
+from csv_pipeline.process_command import add_process_command
+from csv_pipeline.service_commands import add_result_command, add_status_command, add_submit_command
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="csv-pipeline", description="Play-count CSV files in, per-(Song, Date) totals out, on Dagster and Dask."
+    )
+    subparsers = parser.add_subparsers(required=True, metavar="COMMAND")
+    for add_command in (
+        add_process_command,
+        add_submit_command,
+        add_status_command,
+        add_result_command,
+        add_demo_file_command,
+    ):
+        add_command(subparsers)
+    args = parser.parse_args(argv)
+    return args.command(args)

@@ -1,0 +1,43 @@
+"""``csv-pipeline demo-file``: the replaced system's demo-data command."""
+
+import argparse
+
+from csv_pipeline.engine.demo import parse_size, write_demo_file
+
+
+def add_demo_file_command(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "demo-file",
+        help="write a realistic random play-count CSV",
+        description=(
+            "Write a random CSV of Song,Date,Number of Plays: by default 4-letter songs, dates from "
+            "1994-08-08 to today and 1..100000 plays, as the replaced system's demo data."
+        ),
+    )
+    parser.add_argument("--total-size", required=True, type=_size, help="e.g. 100MB, 1GB, 1.5GiB")
+    parser.add_argument("--file-name", required=True, help="local path or fsspec URL (s3://...)")
+    parser.add_argument("--songs", type=_positive, help="distinct songs (low-cardinality files)")
+    parser.add_argument("--days", type=_positive, help="distinct days (low-cardinality files)")
+    parser.add_argument("--seed", type=int, help="same seed, same file")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(command=_demo_file)
+
+
+def _demo_file(args: argparse.Namespace) -> int:
+    write_demo_file(
+        args.file_name, args.total_size, songs=args.songs, days=args.days, seed=args.seed, progress=not args.no_progress
+    )
+    return 0
+
+
+def _size(text: str) -> int:
+    try:
+        return parse_size(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) == 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
+    return int(text)

@@ -1,0 +1,125 @@
+"""``csv-pipeline process``: one file through ``process_inbox_file``, without the daemon.
+
+The same job as the sensor launches, on the same Dask executor, recorded in the same Dagster
+instance (``DAGSTER_HOME``), so the run shows in the UI too. The file's folder plays the inbox
+and the output folder the outbox; the partition key is the file name. Exit status (SPEC
+section 6): 0 ok, 1 bad file (or a failed run), 2 usage error or unreadable input.
+"""
+
+import argparse
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+import fsspec
+from dagster import DagsterInstance, JobExecutionResult, execute_job
+
+from csv_pipeline.graphql_client import RunResult
+from csv_pipeline.inbox import file_version
+from csv_pipeline.jobs import PROCESS_INBOX_FILE
+from csv_pipeline.partitions import inbox_files
+from csv_pipeline.resources import PlayFiles
+from csv_pipeline.settings import Settings, absolute_url
+from csv_pipeline.tags import ERROR_TAG, FILE_TAG, VERSION_TAG
+
+# The event log keeps every event; the terminal shows progress and errors, not Dagster's debug.
+CONSOLE_AT_INFO = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+class UnreadableInputError(Exception):
+    """The input is not a file that can be read."""
+
+
+def add_process_command(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "process",
+        help="run the job on one file here, without the daemon, and print the result as JSON",
+        description=(
+            "Run process_inbox_file on INPUT in this process (on the Dask cluster of "
+            "DASK_SCHEDULER_ADDRESS, or a local one), writing the shards under DIR. "
+            "Exit 0 ok, 1 bad file, 2 usage error or unreadable input."
+        ),
+    )
+    parser.add_argument("input", metavar="INPUT", help="CSV file (local path or fsspec URL)")
+    parser.add_argument("--output", required=True, metavar="DIR", help="outbox for the shards (path or fsspec URL)")
+    parser.set_defaults(command=process)
+
+
+def process(args: argparse.Namespace) -> int:
+    """Print the run's result JSON; the error sentence also goes to stderr."""
+    try:
+        result = run_file(args.input, args.output)
+    except UnreadableInputError as error:
+        print(error, file=sys.stderr)
+        return EXIT_USAGE
+    print(result.to_json(), flush=True)
+    if not result.succeeded:
+        print(result.error, file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def run_file(input_url: str, output_url: str) -> RunResult:
+    """Process the file at ``input_url`` into ``output_url`` and say how it went.
+
+    The other settings (shard limit, Dask cluster, ``DAGSTER_HOME``) come from the environment.
+    """
+    input_url = absolute_url(input_url)
+    inbox, file_key = input_url.rsplit("/", 1)
+    version = _version_of_readable(input_url)
+    settings = Settings.from_env({**os.environ, "CSV_PIPELINE_INBOX": inbox, "CSV_PIPELINE_OUTBOX": output_url})
+    os.makedirs(settings.dagster_home, exist_ok=True)
+    # An empty dagster.yaml means Dagster's defaults (SQLite in DAGSTER_HOME), without the notice.
+    Path(settings.dagster_home, "dagster.yaml").touch()
+    with DagsterInstance.from_config(settings.dagster_home) as instance:
+        instance.add_dynamic_partitions(inbox_files.name, [file_key])
+        result = execute_job(
+            PROCESS_INBOX_FILE,
+            instance,
+            run_config={**PlayFiles.from_settings(settings).run_config(), **CONSOLE_AT_INFO},
+            tags={"dagster/partition": file_key, FILE_TAG: file_key, VERSION_TAG: version},
+        )
+        run = instance.get_run_by_id(result.run_id)
+    return _run_result(result, run.status.value, run.tags)
+
+
+def _version_of_readable(url: str) -> str:
+    fs, path = fsspec.core.url_to_fs(url)
+    try:
+        if not fs.isfile(path):
+            raise UnreadableInputError(f"{url} is not a file.")
+        with fs.open(path, "rb") as stream:
+            stream.read(1)
+        return file_version(url)
+    except OSError as error:
+        raise UnreadableInputError(f"{url} cannot be read: {error.strerror or error}.") from error
+
+
+def _run_result(result: JobExecutionResult, status: str, tags: Mapping[str, str]) -> RunResult:
+    known = {"status": status, "run_id": result.run_id, "file": tags[FILE_TAG]}
+    if not result.success:
+        return RunResult(**known, error=tags.get(ERROR_TAG) or _failure_message(result))
+    (event,) = result.get_asset_materialization_events()
+    metadata = event.step_materialization_data.materialization.metadata
+    return RunResult(
+        **known,
+        output_files=metadata["output_files"].value,
+        rows_in=metadata["rows_in"].value,
+        rows_out=metadata["rows_out"].value,
+    )
+
+
+def _failure_message(result: JobExecutionResult) -> str | None:
+    """Why a run failed that did not fail on a bad file (a crashed worker, an unreachable cluster)."""
+    for event in result.all_events:
+        if event.is_step_failure:
+            return event.step_failure_data.error.message.strip()
+        if event.is_run_failure:
+            error = event.job_failure_data.error
+            return error.message.strip() if error else event.message
+    return None
