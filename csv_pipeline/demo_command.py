@@ -1,6 +1,7 @@
 """``csv-pipeline demo-file``: the replaced system's demo-data command."""
 
 import argparse
+import sys
 
 from csv_pipeline.engine.demo import parse_size, write_demo_file
 
@@ -24,9 +25,13 @@ def add_demo_file_command(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _demo_file(args: argparse.Namespace) -> int:
-    write_demo_file(
-        args.file_name, args.total_size, songs=args.songs, days=args.days, seed=args.seed, progress=not args.no_progress
-    )
+    try:
+        write_demo_file(
+            args.file_name, args.total_size, songs=args.songs, days=args.days, seed=args.seed, progress=not args.no_progress
+        )
+    except ValueError as error:
+        print(f"csv-pipeline demo-file: {error}", file=sys.stderr)
+        return 2
     return 0
 
 

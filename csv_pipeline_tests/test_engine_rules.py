@@ -167,3 +167,10 @@ def test_aggregate_refuses_a_shard_limit_below_the_header(dask_client, tmp_path)
     plan = inspect_file(str(write(tmp_path, b"A,2020-01-01,1\n")), "plays.csv")
     with pytest.raises(ValueError, match="maximum shard size"):
         aggregate(dask_client, plan, str(tmp_path / "scratch"), 10)
+
+
+def test_songs_that_other_readers_take_for_missing_values_are_kept(run_engine, tmp_path):
+    path = write(tmp_path, b"null,2020-01-01,1\nNaN,2020-01-01,2\nNone,2020-01-01,3\nNA,2020-01-01,4\nN/A,2020-01-01,5\n")
+    assert totals_of(run_engine(path)) == {
+        (song, "2020-01-01"): plays for plays, song in enumerate(["null", "NaN", "None", "NA", "N/A"], start=1)
+    }

@@ -17,11 +17,11 @@ from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 from distributed import Client
 
 from csv_pipeline.engine import storage
+from csv_pipeline.engine.allocator import reuse_freed_memory
 from csv_pipeline.engine.blocks import nominal_offsets, read_block
 from csv_pipeline.engine.errors import InvalidFileError
 from csv_pipeline.engine.header import detect_header
@@ -153,6 +153,7 @@ class _BlockResult:
 
 
 def _map_block(plan: FilePlan, nominal_start: int, nominal_end: int, scratch_url: str) -> _BlockResult:
+    reuse_freed_memory()
     fs, path = storage.filesystem(plan.url, plan.storage_options)
     start, data = read_block(fs, path, nominal_start, nominal_end, plan.data_start, plan.size)
     newlines, quotes = data.count(b"\n"), data.count(b'"')
@@ -162,10 +163,8 @@ def _map_block(plan: FilePlan, nominal_start: int, nominal_end: int, scratch_url
         return _BlockResult(nominal_start, None, 0, newlines, quotes, error)
     rows = table.num_rows
     del data
-    hashes = song_hashes(table["song"])
-    if worth_combining(hashes, table["date"].cast(pa.int32()).to_numpy()) and _sum_is_safe(table["plays"]):
-        table = combine(table)
-        hashes = song_hashes(table["song"])
+    combined = combine(table) if worth_combining(table) else None
+    table, hashes = combined or (table, song_hashes(table["song"]))
     table, bucket_offsets = split_by_bucket(table, hashes, plan.buckets)
     url = storage.join(scratch_url, "blocks", f"{start:016d}.arrow")
     with storage.open_output(url, plan.storage_options) as out, ipc.new_file(out, SCHEMA) as writer:
@@ -173,11 +172,6 @@ def _map_block(plan: FilePlan, nominal_start: int, nominal_end: int, scratch_url
             part = table.slice(bucket_offsets[bucket], bucket_offsets[bucket + 1] - bucket_offsets[bucket])
             writer.write_batch(pa.RecordBatch.from_arrays([column.combine_chunks() for column in part.columns], schema=SCHEMA))
     return _BlockResult(nominal_start, url, rows, newlines, quotes, None)
-
-
-def _sum_is_safe(plays: pa.ChunkedArray) -> bool:
-    """Whether Arrow's (wrapping) integer sums over these plays cannot overflow."""
-    return float(pc.sum(plays.cast(pa.float64(), safe=False)).as_py() or 0) < 2.0**62
 
 
 def _run_map(client: Client, plan: FilePlan, scratch_url: str) -> list[_BlockResult]:
@@ -233,6 +227,7 @@ def replace_line(error: InvalidFileError, line: int) -> InvalidFileError:
 def _reduce_bucket(
     bucket: int, block_urls: list[str], scratch_url: str, storage_options: dict, max_shard_bytes: int
 ) -> BucketResult:
+    reuse_freed_memory()
     batches = []
     for url in block_urls:
         fs, path = storage.filesystem(url, storage_options)
