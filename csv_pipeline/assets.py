@@ -59,7 +59,12 @@ def aggregate_plays(
     """Sum the plays per (Song, Date) across the Dask cluster into sorted scratch buckets."""
     scratch_url = play_files.scratch_url(context.run_id)
     with _removed_on_error(scratch_url), _bad_file_fails_run(context), worker_client() as client:
-        return engine.aggregate(client, plan, scratch_url, play_files.max_shard_bytes)
+        aggregation = engine.aggregate(client, plan, scratch_url, play_files.max_shard_bytes)
+        workers = len(client.nthreads())
+    context.add_output_metadata(
+        {"rows_in": aggregation.rows_in, "buckets": len(aggregation.buckets), "dask_workers": workers}
+    )
+    return aggregation
 
 
 @op
