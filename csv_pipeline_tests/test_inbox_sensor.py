@@ -1,7 +1,6 @@
 """The inbox sensor against a real inbox folder and a real (temporary, SQLite) Dagster instance."""
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -10,7 +9,6 @@ from dagster import (
     DefaultSensorStatus,
     SensorResult,
     build_sensor_context,
-    instance_for_test,
 )
 
 from csv_pipeline.definitions import defs
@@ -23,20 +21,6 @@ from csv_pipeline.tags import FILE_TAG, VERSION_TAG
 ROWS = b"Song,Date,Number of Plays\nUmbrella,2020-01-01,100\n"
 
 
-@pytest.fixture
-def instance() -> Iterator[DagsterInstance]:
-    with instance_for_test() as instance:
-        yield instance
-
-
-@pytest.fixture
-def play_files(tmp_path: Path) -> PlayFiles:
-    return PlayFiles(
-        inbox=str(tmp_path / "inbox"),
-        outbox=str(tmp_path / "outbox"),
-        scratch=str(tmp_path / "outbox" / ".scratch"),
-        max_shard_bytes=1_000_000,
-    )
 
 
 class Daemon:

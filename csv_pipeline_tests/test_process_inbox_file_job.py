@@ -8,7 +8,6 @@ import csv
 import json
 import os
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import fsspec
@@ -19,7 +18,6 @@ from dagster import (
     DagsterInstance,
     JobExecutionResult,
     execute_job,
-    instance_for_test,
 )
 
 from csv_pipeline.inbox import file_version
@@ -40,20 +38,6 @@ MATERIALIZATION_METADATA = {
 }
 
 
-@pytest.fixture(scope="module")
-def instance() -> Iterator[DagsterInstance]:
-    with instance_for_test() as instance:
-        yield instance
-
-
-@pytest.fixture
-def play_files(tmp_path: Path) -> PlayFiles:
-    return PlayFiles(
-        inbox=str(tmp_path / "inbox"),
-        outbox=str(tmp_path / "outbox"),
-        scratch=str(tmp_path / "scratch"),
-        max_shard_bytes=1_000_000,
-    )
 
 
 def run_job(instance: DagsterInstance, play_files: PlayFiles, file_key: str, seed_fixture: str) -> JobExecutionResult:
