@@ -1,6 +1,6 @@
 """The code location: everything Dagster loads, configured from the environment (SPEC section 7)."""
 
-from dagster import Definitions
+from dagster import Definitions, FilesystemIOManager
 
 from csv_pipeline.assets import play_totals
 from csv_pipeline.executor import dask_executor_for
@@ -15,6 +15,11 @@ defs = Definitions(
     assets=[play_totals],
     jobs=[process_inbox_file],
     sensors=[inbox_sensor],
-    resources={"play_files": PlayFiles.from_settings(settings)},
+    resources={
+        "play_files": PlayFiles.from_settings(settings),
+        # Steps may run on different machines of a Dask cluster: there, CSV_PIPELINE_STEP_OUTPUTS
+        # names storage they all reach (s3://...); by default the instance's storage directory.
+        "io_manager": FilesystemIOManager(base_dir=settings.step_outputs),
+    },
     executor=dask_executor_for(settings),
 )

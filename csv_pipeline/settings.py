@@ -22,6 +22,7 @@ class Settings:
     dask_scheduler_address: str | None
     dagster_url: str
     dagster_home: str
+    step_outputs: str | None  # where ops hand each other their small results; None: the instance's storage
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> "Settings":
@@ -34,6 +35,7 @@ class Settings:
             dask_scheduler_address=environ.get("DASK_SCHEDULER_ADDRESS") or None,
             dagster_url=environ.get("CSV_PIPELINE_DAGSTER_URL", "http://127.0.0.1:3000").rstrip("/"),
             dagster_home=os.path.abspath(environ.get("DAGSTER_HOME", "./.dagster_home")),
+            step_outputs=absolute_url(environ["CSV_PIPELINE_STEP_OUTPUTS"]) if environ.get("CSV_PIPELINE_STEP_OUTPUTS") else None,
         )
 
 

@@ -20,6 +20,7 @@ def test_nothing_set_gives_the_local_defaults(tmp_path, monkeypatch):
         dask_scheduler_address=None,
         dagster_url="http://127.0.0.1:3000",
         dagster_home=str(tmp_path / ".dagster_home"),
+        step_outputs=None,
     )
 
 
@@ -32,6 +33,7 @@ def test_production_values_are_taken_as_given():
             "DASK_SCHEDULER_ADDRESS": "tcp://dask-scheduler:8786",
             "CSV_PIPELINE_DAGSTER_URL": "http://dagster:3000/",
             "DAGSTER_HOME": "/opt/dagster",
+            "CSV_PIPELINE_STEP_OUTPUTS": "s3://plays/dagster-steps/",
         }
     )
 
@@ -44,6 +46,7 @@ def test_production_values_are_taken_as_given():
     assert settings.dask_scheduler_address == "tcp://dask-scheduler:8786"
     assert settings.dagster_url == "http://dagster:3000"
     assert settings.dagster_home == os.path.abspath("/opt/dagster")
+    assert settings.step_outputs == "s3://plays/dagster-steps"
 
 
 def test_the_scratch_root_can_be_moved():
