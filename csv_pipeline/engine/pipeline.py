@@ -27,6 +27,7 @@ from csv_pipeline.engine.errors import InvalidFileError
 from csv_pipeline.engine.header import detect_header
 from csv_pipeline.engine.overflow import rows_of_key
 from csv_pipeline.engine.parse import SCHEMA, parse_rows
+from csv_pipeline.engine.reachability import check_workers_reach
 from csv_pipeline.engine.rules import MAX_INT64, OUTPUT_COLUMNS
 from csv_pipeline.engine.shuffle import combine, song_hashes, split_by_bucket, worth_combining
 from csv_pipeline.engine.totals import TotalOverflow, body_bytes, line_offsets, render_lines, sum_and_sort
@@ -198,6 +199,7 @@ def aggregate(
     """Parse, validate, shuffle and sum the file on the cluster behind ``client``."""
     if max_shard_bytes <= len(HEADER):
         raise ValueError(f"the maximum shard size ({max_shard_bytes} bytes) must exceed the header's {len(HEADER)} bytes")
+    check_workers_reach(client, reads={plan.url: plan.size}, writes=[scratch_url], storage_options=plan.storage_options)
     blocks = _run_map(client, plan, scratch_url)
     lines_before = plan.lines_before_data
     for block in blocks:
@@ -300,6 +302,7 @@ def write_shards(client: Client, aggregation: Aggregation, output_url: str) -> M
         for piece in bucket.pieces:
             jobs.append((bucket, piece, storage.join(output_url, f"part-{len(jobs):05d}.csv")))
     options = aggregation.plan.storage_options
+    check_workers_reach(client, writes=[output_url], storage_options=options)
     if jobs:
         client.gather(client.map(_write_piece, *zip(*jobs), [options] * len(jobs)))
     else:  # no rows at all: one shard holding only the header
