@@ -47,7 +47,12 @@ def validate_format(context: OpExecutionContext, play_files: PlayFiles) -> engin
     """Check the header and layout of the partition's file and plan the byte ranges to read."""
     file_key = context.partition_key
     with _bad_file_fails_run(context):
-        plan = engine.inspect_file(play_files.input_url(file_key), file_name=file_key)
+        plan = engine.inspect_file(
+            play_files.input_url(file_key),
+            file_name=file_key,
+            block_bytes=play_files.block_bytes,
+            bucket_bytes=play_files.bucket_bytes,
+        )
     context.log.info(f"{file_key}: {plan.size} bytes, read in {len(plan.offsets)} blocks")
     return plan
 

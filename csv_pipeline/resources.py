@@ -5,11 +5,12 @@ from typing import Any
 from dagster import ConfigurableResource
 
 from csv_pipeline.inbox import is_csv
-from csv_pipeline.settings import Settings
+from csv_pipeline.settings import DEFAULT_BLOCK_BYTES, DEFAULT_BUCKET_BYTES, Settings
 
 
 class PlayFiles(ConfigurableResource):
-    """Inbox, outbox and scratch locations (fsspec URLs: local paths or ``s3://``) and the shard limit.
+    """Inbox, outbox and scratch locations (fsspec URLs: local paths or ``s3://``), the shard limit
+    and the engine's task sizes (smaller blocks and buckets: less memory per Dask task).
 
     Its values are also written into every run's config, so the Dask workers that run the ops
     use the locations the run was launched with, whatever their own environment says.
@@ -19,6 +20,8 @@ class PlayFiles(ConfigurableResource):
     outbox: str
     scratch: str
     max_shard_bytes: int
+    block_bytes: int = DEFAULT_BLOCK_BYTES
+    bucket_bytes: int = DEFAULT_BUCKET_BYTES
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "PlayFiles":
@@ -27,6 +30,8 @@ class PlayFiles(ConfigurableResource):
             outbox=settings.outbox,
             scratch=settings.scratch,
             max_shard_bytes=settings.max_shard_bytes,
+            block_bytes=settings.block_bytes,
+            bucket_bytes=settings.bucket_bytes,
         )
 
     def input_url(self, file_key: str) -> str:

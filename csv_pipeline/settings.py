@@ -9,6 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 DEFAULT_MAX_SHARD_BYTES = 500_000_000
+DEFAULT_BLOCK_BYTES = 64 << 20  # input read per map task
+DEFAULT_BUCKET_BYTES = 64 << 20  # input per reduce task (and so per shard, before the limit cuts)
 
 
 @dataclass(frozen=True)
@@ -19,6 +21,8 @@ class Settings:
     outbox: str
     scratch: str
     max_shard_bytes: int
+    block_bytes: int
+    bucket_bytes: int
     dask_scheduler_address: str | None
     dagster_url: str
     dagster_home: str
@@ -32,6 +36,8 @@ class Settings:
             outbox=outbox,
             scratch=absolute_url(environ.get("CSV_PIPELINE_SCRATCH", f"{outbox}/.scratch")),
             max_shard_bytes=_positive_int(environ, "CSV_PIPELINE_MAX_SHARD_BYTES", DEFAULT_MAX_SHARD_BYTES),
+            block_bytes=_positive_int(environ, "CSV_PIPELINE_BLOCK_BYTES", DEFAULT_BLOCK_BYTES),
+            bucket_bytes=_positive_int(environ, "CSV_PIPELINE_BUCKET_BYTES", DEFAULT_BUCKET_BYTES),
             dask_scheduler_address=environ.get("DASK_SCHEDULER_ADDRESS") or None,
             dagster_url=environ.get("CSV_PIPELINE_DAGSTER_URL", "http://127.0.0.1:3000").rstrip("/"),
             dagster_home=os.path.abspath(environ.get("DAGSTER_HOME", "./.dagster_home")),

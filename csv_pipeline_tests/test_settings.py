@@ -17,6 +17,8 @@ def test_nothing_set_gives_the_local_defaults(tmp_path, monkeypatch):
         outbox=str(tmp_path / "data" / "outbox"),
         scratch=str(tmp_path / "data" / "outbox" / ".scratch"),
         max_shard_bytes=500_000_000,
+        block_bytes=64 << 20,
+        bucket_bytes=64 << 20,
         dask_scheduler_address=None,
         dagster_url="http://127.0.0.1:3000",
         dagster_home=str(tmp_path / ".dagster_home"),
