@@ -17,10 +17,10 @@ def instance() -> Iterator[DagsterInstance]:
 
 @pytest.fixture
 def play_files(tmp_path: Path) -> PlayFiles:
-    """Inbox and outbox folders under the test's temporary directory, as the defaults lay them out."""
+    """Inbox, outbox and scratch folders under the test's temporary directory."""
     return PlayFiles(
         inbox=str(tmp_path / "inbox"),
         outbox=str(tmp_path / "outbox"),
-        scratch=str(tmp_path / "outbox" / ".scratch"),
+        scratch=str(tmp_path / "scratch"),
         max_shard_bytes=1_000_000,
     )
