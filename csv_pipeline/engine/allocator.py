@@ -4,7 +4,9 @@ Each map or reduce task allocates a few hundred MB of short-lived arrays. By def
 hands large blocks back to the OS when they are freed, and Arrow's pool purges its pages,
 so the next task pays a page fault for every 4 KiB again; on virtual machines that costs
 more than some of the work (measured: map tasks 30% faster without it). Here the process
-keeps up to 512 MB of freed heap, and Arrow allocates through the same tuned malloc.
+keeps up to 512 MB of freed heap (an eighth of a Dask worker's memory limit, if smaller, so
+memory-capped workers are not pushed towards their limit), and Arrow allocates through the
+same tuned malloc.
 """
 
 import ctypes
@@ -12,6 +14,7 @@ import functools
 import sys
 
 import pyarrow as pa
+from distributed import get_worker
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
@@ -29,5 +32,14 @@ def reuse_freed_memory() -> None:
     except OSError:
         return
     libc.mallopt(_M_MMAP_THRESHOLD, _HEAP_UP_TO_BYTES)
-    libc.mallopt(_M_TRIM_THRESHOLD, _KEEP_FREED_BYTES)
+    libc.mallopt(_M_TRIM_THRESHOLD, min(_KEEP_FREED_BYTES, _worker_memory_limit() // 8))
     pa.set_memory_pool(pa.system_memory_pool())
+
+
+def _worker_memory_limit() -> int:
+    """The memory limit of the Dask worker running this task, or a very large number."""
+    try:
+        limit = get_worker().memory_manager.memory_limit
+    except ValueError:  # not inside a Dask worker
+        limit = None
+    return limit or 1 << 62
