@@ -1,9 +1,19 @@
-from setuptools import find_packages, setup
+from setuptools import Extension, find_packages, setup
+
+# The engine's inner loops (csv_pipeline/engine/_kernels.cpp): plain C++17 against the
+# Python C API only, built by pip with the machine's C++ compiler.
+kernels = Extension(
+    "csv_pipeline.engine._kernels",
+    sources=["csv_pipeline/engine/_kernels.cpp"],
+    language="c++",
+    extra_compile_args=["-std=c++17", "-O3"],
+)
 
 setup(
     name="csv_pipeline",
     packages=find_packages(exclude=["csv_pipeline_tests"]),
     python_requires=">=3.11",
+    ext_modules=[kernels],
     install_requires=[
         # dagster-dask/dagster-postgres 0.29.27 pin dagster==1.13.27 exactly; unpinned,
         # pip backtracks to dagster-dask 0.11.x, which does not work.

@@ -9,8 +9,8 @@ if [ ! -x .venv/bin/python ]; then
     || { echo "csv_pipeline needs Python 3.11 or newer; set PYTHON to one." >&2; exit 1; }
   "$PYTHON" -m venv .venv
 fi
-# Reinstall only when the dependencies changed.
-stamp=".venv/.csv_pipeline-$(cat setup.py pyproject.toml | sha1sum | cut -c1-12)"
+# Reinstall (and recompile the engine's C++ loops) only when they or the dependencies changed.
+stamp=".venv/.csv_pipeline-$(cat setup.py pyproject.toml csv_pipeline/engine/_kernels.cpp | sha1sum | cut -c1-12)"
 if [ ! -e "$stamp" ]; then
   .venv/bin/python -m pip install --quiet -e ".[dev]"
   rm -f .venv/.csv_pipeline-*

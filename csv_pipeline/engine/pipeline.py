@@ -10,6 +10,8 @@ Write: number the pieces in bucket order and move or copy them to ``part-NNNNN.c
 file size; the scratch directory holds the data in between.
 """
 
+import csv
+import io
 import json
 import math
 import posixpath
@@ -30,7 +32,7 @@ from csv_pipeline.engine.parse import SCHEMA, parse_rows
 from csv_pipeline.engine.reachability import check_workers_reach
 from csv_pipeline.engine.rules import MAX_INT64, OUTPUT_COLUMNS
 from csv_pipeline.engine.shuffle import combine, song_hashes, split_by_bucket, worth_combining
-from csv_pipeline.engine.totals import TotalOverflow, body_bytes, line_offsets, render_lines, sum_and_sort
+from csv_pipeline.engine.totals import TotalOverflow, sum_sort_render
 
 BLOCK_BYTES = 64 << 20
 BUCKET_BYTES = 64 << 20
@@ -235,17 +237,14 @@ def _reduce_bucket(
         fs, path = storage.filesystem(url, storage_options)
         with fs.open(path, "rb") as source:
             batches.append(ipc.open_file(source).get_batch(bucket))
-    totals = sum_and_sort(pa.Table.from_batches(batches, SCHEMA))
+    rendered = sum_sort_render(pa.Table.from_batches(batches, SCHEMA))
     del batches
-    lines = render_lines(totals)
     url = storage.join(scratch_url, "buckets", f"{bucket:05d}.csv")
-    storage.write_bytes(url, [HEADER, body_bytes(lines)], storage_options)
-    offsets = line_offsets(lines) + len(HEADER)
-    preview = tuple(
-        (totals.dictionary[int(totals.song_index[row])].as_py(), str(np.datetime64(int(totals.days[row]), "D")), int(totals.totals[row]))
-        for row in range(min(PREVIEW_ROWS, len(lines)))
-    )
-    return BucketResult(bucket, url, len(lines), _cut_pieces(offsets, totals.song_starts, max_shard_bytes), preview)
+    storage.write_bytes(url, [HEADER, rendered.body], storage_options)
+    preview_lines = rendered.body[: rendered.line_offsets[min(PREVIEW_ROWS, rendered.rows)]]
+    preview = tuple((song, day, int(total)) for song, day, total in csv.reader(io.StringIO(preview_lines.decode(), newline="")))
+    pieces = _cut_pieces(rendered.line_offsets + len(HEADER), rendered.song_starts, max_shard_bytes)
+    return BucketResult(bucket, url, rendered.rows, pieces, preview)
 
 
 def _cut_pieces(offsets: np.ndarray, song_starts: np.ndarray, max_shard_bytes: int) -> tuple[Piece, ...]:

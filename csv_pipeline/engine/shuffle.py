@@ -9,46 +9,24 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from csv_pipeline.engine import kernels
+
 _EXACT_INT64_SUMS = 2.0**62  # below this, no sum of these non-negative int64 values can wrap
 _EXACT_FLOAT_SUMS = 2.0**53  # below this, float64 sums of integers are exact
-_MASKS = np.array([(1 << (8 * n)) - 1 for n in range(8)] + [2**64 - 1], dtype=np.uint64)
-_K1, _K2, _K3, _K4 = (np.uint64(k) for k in (0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0xBF58476D1CE4E5B9))
+_DAY_MIX = np.uint64(0x165667B19E3779F9)
 
 
 def song_hashes(songs: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """A stable 64-bit hash of each string, from its length and its first, middle and last 8 bytes.
-
-    Vectorised over Arrow's offsets and data buffers: a handful of gathers instead of a
-    pass over every byte. Different strings may share a hash; that only affects balance.
-    """
+    """A stable 64-bit hash of each song's bytes (the same on every machine)."""
     if isinstance(songs, pa.ChunkedArray):
         songs = songs.combine_chunks()
-    if len(songs) == 0:
-        return np.empty(0, np.uint64)
-    width = np.int64 if songs.type == pa.large_string() else np.int32
-    offsets = np.frombuffer(songs.buffers()[1], width)[songs.offset : songs.offset + len(songs) + 1].astype(np.int64)
-    data = np.frombuffer(songs.buffers()[2], np.uint8) if songs.buffers()[2] is not None else np.empty(0, np.uint8)
-    padded = np.concatenate([data[: offsets[-1]], np.zeros(8, np.uint8)])
-    words = np.ndarray(buffer=padded, dtype="<u8", shape=(len(padded) - 7,), strides=(1,))
-    starts, ends = offsets[:-1], offsets[1:]
-    lengths = ends - starts
-    mask = _MASKS[np.minimum(lengths, 8)]
-    first = words[starts] & mask
-    last = words[np.maximum(ends - 8, starts)] & mask
-    middle = words[starts + np.maximum(lengths // 2 - 4, 0)] & mask
-    mixed = (first * _K1) ^ (last * _K2) ^ (middle * _K3) ^ (lengths.astype(np.uint64) * _K4)
-    mixed ^= mixed >> np.uint64(31)
-    mixed *= _K2
-    mixed ^= mixed >> np.uint64(29)
-    return mixed
+    return kernels.hash_strings(songs)
 
 
 def split_by_bucket(table: pa.Table, hashes: np.ndarray, buckets: int) -> tuple[pa.Table, np.ndarray]:
-    """Rows grouped by bucket (input order kept within a bucket) and each bucket's row offsets."""
-    ids = (hashes % np.uint64(buckets)).astype(np.uint16)  # uint16: the stable sort is a radix sort
-    order = np.argsort(ids, kind="stable")
-    offsets = np.concatenate([[0], np.cumsum(np.bincount(ids, minlength=buckets))])
-    return table.take(pa.array(order)), offsets
+    """Rows grouped by bucket (hash modulo ``buckets``; input order kept within a bucket)
+    and each bucket's row offsets."""
+    return kernels.partition(table, hashes, buckets)
 
 
 def worth_combining(table: pa.Table, sample_rows: int = 1 << 16) -> bool:
@@ -63,7 +41,7 @@ def worth_combining(table: pa.Table, sample_rows: int = 1 << 16) -> bool:
         return rows > 1
     sample = table.slice(0, sample_rows)
     days = sample["date"].cast(pa.int32()).to_numpy().astype(np.uint64)
-    distinct = len(np.unique(song_hashes(sample["song"]) ^ (days * _K3)))
+    distinct = len(np.unique(song_hashes(sample["song"]) ^ (days * _DAY_MIX)))
     if distinct >= sample_rows:
         return False
     low, high = float(distinct), float(rows) * 64  # d grows with G: bisect for G

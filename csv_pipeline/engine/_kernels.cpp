@@ -1,0 +1,650 @@
+// The engine's hot loops, compiled: parsing plain CSV blocks, hashing and partitioning
+// songs, and summing, sorting and rendering one bucket.
+//
+// Each loop here replaced a chain of Arrow/numpy passes that each walked the whole block
+// (and allocated a copy of it); done in one pass per row, they run several times faster.
+// Every function releases the GIL while it works, so the in-process Dask workers (threads)
+// run them in parallel. Arrays cross the boundary as buffers (Arrow's or numpy's), in
+// Arrow's layouts: string offsets int32, date32 as int32 days, int64 plays.
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <vector>
+
+namespace {
+
+constexpr uint64_t kMaxInt64 = 9223372036854775807ULL;
+
+// A buffer argument, released when it goes out of scope.
+struct InBuffer {
+    Py_buffer view{};
+    bool held = false;
+    ~InBuffer() {
+        if (held) PyBuffer_Release(&view);
+    }
+    bool get(PyObject* object) {
+        held = PyObject_GetBuffer(object, &view, PyBUF_C_CONTIGUOUS) == 0;
+        return held;
+    }
+    template <typename T>
+    const T* as() const { return static_cast<const T*>(view.buf); }
+    Py_ssize_t count(size_t item) const { return view.len / static_cast<Py_ssize_t>(item); }
+};
+
+// A bytes object that a loop fills without the GIL.
+PyObject* new_bytes(Py_ssize_t size) { return PyBytes_FromStringAndSize(nullptr, size); }
+template <typename T>
+T* bytes_data(PyObject* bytes) { return reinterpret_cast<T*>(PyBytes_AS_STRING(bytes)); }
+
+// ---------------------------------------------------------------- dates
+
+int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {  // H. Hinnant's algorithm
+    y -= m <= 2;
+    const int64_t era = (y >= 0 ? y : y - 399) / 400;
+    const unsigned yoe = static_cast<unsigned>(y - era * 400);
+    const unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+    const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + static_cast<int64_t>(doe) - 719468;
+}
+
+void civil_from_days(int64_t z, int64_t& y, unsigned& m, unsigned& d) {
+    z += 719468;
+    const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    const unsigned doe = static_cast<unsigned>(z - era * 146097);
+    const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    const unsigned mp = (5 * doy + 2) / 153;
+    d = doy - (153 * mp + 2) / 5 + 1;
+    m = mp < 10 ? mp + 3 : mp - 9;
+    y = static_cast<int64_t>(yoe) + era * 400 + (m <= 2);
+}
+
+bool is_leap(int64_t y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
+
+inline unsigned digit(uint8_t c) { return static_cast<unsigned>(c) - '0'; }
+
+// ``YYYY-MM-DD`` (year 1 to 9999) as days since 1970-01-01; false if it is not exactly that.
+bool parse_date(const uint8_t* p, int32_t& days) {
+    for (int i : {0, 1, 2, 3, 5, 6, 8, 9})
+        if (digit(p[i]) > 9) return false;
+    if (p[4] != '-' || p[7] != '-') return false;
+    const int64_t year = digit(p[0]) * 1000 + digit(p[1]) * 100 + digit(p[2]) * 10 + digit(p[3]);
+    const unsigned month = digit(p[5]) * 10 + digit(p[6]);
+    const unsigned day = digit(p[8]) * 10 + digit(p[9]);
+    static const unsigned month_days[13] = {0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (year < 1 || month < 1 || month > 12 || day < 1) return false;
+    if (day > month_days[month] + (month == 2 && is_leap(year))) return false;
+    days = static_cast<int32_t>(days_from_civil(year, month, day));
+    return true;
+}
+
+// ---------------------------------------------------------------- UTF-8
+
+// Well-formed UTF-8 as Python and Arrow define it: no overlong forms, no surrogates,
+// nothing above U+10FFFF.
+bool valid_utf8(const uint8_t* s, size_t n) {
+    size_t i = 0;
+    while (i < n) {
+        const uint8_t c = s[i];
+        if (c < 0x80) {
+            ++i;
+            continue;
+        }
+        size_t width;
+        uint8_t low = 0x80, high = 0xBF;  // allowed range of the second byte
+        if (c >= 0xC2 && c <= 0xDF) {
+            width = 2;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            width = 3;
+            if (c == 0xE0) low = 0xA0;
+            if (c == 0xED) high = 0x9F;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            width = 4;
+            if (c == 0xF0) low = 0x90;
+            if (c == 0xF4) high = 0x8F;
+        } else {
+            return false;
+        }
+        if (n - i < width || s[i + 1] < low || s[i + 1] > high) return false;
+        for (size_t k = 2; k < width; ++k)
+            if ((s[i + k] & 0xC0) != 0x80) return false;
+        i += width;
+    }
+    return true;
+}
+
+// ---------------------------------------------------------------- parse_plain
+
+// Rows of the simple, common form only: ``song,YYYY-MM-DD,digits`` with LF line ends,
+// no quotes, no CR, no padding. Returns false at the first byte outside that form; the
+// caller then parses the block with Arrow, which handles (and reports) everything else.
+struct PlainRows {
+    int32_t* offsets;
+    uint8_t* songs;
+    int32_t* days;
+    int64_t* plays;
+    Py_ssize_t rows = 0;
+    Py_ssize_t song_bytes = 0;
+};
+
+bool parse_plain_rows(const uint8_t* p, const uint8_t* end, PlainRows& out) {
+    out.offsets[0] = 0;
+    while (p < end) {
+        if (*p == '\n') {  // blank line
+            ++p;
+            continue;
+        }
+        const uint8_t* song = p;
+        bool ascii = true;
+        while (p < end && *p != ',') {
+            const uint8_t c = *p;
+            if (c == '\n' || c == '"' || c == '\r') return false;
+            ascii &= c < 0x80;
+            ++p;
+        }
+        const size_t song_len = static_cast<size_t>(p - song);
+        if (p == end || song_len == 0 || (!ascii && !valid_utf8(song, song_len))) return false;
+        ++p;
+        if (end - p < 11 || p[10] != ',' || !parse_date(p, out.days[out.rows])) return false;
+        p += 11;
+        const uint8_t* digits = p;
+        uint64_t value = 0;
+        while (p < end && *p != '\n') {
+            const unsigned d = digit(*p);
+            if (d > 9 || value > (kMaxInt64 - d) / 10) return false;
+            value = value * 10 + d;
+            ++p;
+        }
+        if (p == digits) return false;
+        if (p < end) ++p;  // the newline
+        std::memcpy(out.songs + out.song_bytes, song, song_len);
+        out.song_bytes += static_cast<Py_ssize_t>(song_len);
+        if (out.song_bytes > INT32_MAX) return false;
+        out.plays[out.rows] = static_cast<int64_t>(value);
+        out.offsets[++out.rows] = static_cast<int32_t>(out.song_bytes);
+    }
+    return true;
+}
+
+PyObject* parse_plain(PyObject*, PyObject* args) {
+    PyObject* data_object;
+    if (!PyArg_ParseTuple(args, "O", &data_object)) return nullptr;
+    InBuffer data;
+    if (!data.get(data_object)) return nullptr;
+    const auto* begin = data.as<uint8_t>();
+    const auto* end = begin + data.view.len;
+    Py_ssize_t max_rows = 1;
+    Py_BEGIN_ALLOW_THREADS
+    for (const uint8_t* p = begin; (p = static_cast<const uint8_t*>(std::memchr(p, '\n', end - p))); ++p)
+        ++max_rows;
+    Py_END_ALLOW_THREADS
+    PyObject* offsets = new_bytes((max_rows + 1) * 4);
+    PyObject* songs = new_bytes(data.view.len);
+    PyObject* days = new_bytes(max_rows * 4);
+    PyObject* plays = new_bytes(max_rows * 8);
+    if (!offsets || !songs || !days || !plays) {
+        Py_XDECREF(offsets), Py_XDECREF(songs), Py_XDECREF(days), Py_XDECREF(plays);
+        return nullptr;
+    }
+    PlainRows rows{bytes_data<int32_t>(offsets), bytes_data<uint8_t>(songs), bytes_data<int32_t>(days),
+                   bytes_data<int64_t>(plays)};
+    bool plain;
+    Py_BEGIN_ALLOW_THREADS
+    plain = parse_plain_rows(begin, end, rows);
+    Py_END_ALLOW_THREADS
+    if (!plain) {
+        Py_DECREF(offsets), Py_DECREF(songs), Py_DECREF(days), Py_DECREF(plays);
+        Py_RETURN_NONE;
+    }
+    if (_PyBytes_Resize(&offsets, (rows.rows + 1) * 4) || _PyBytes_Resize(&songs, rows.song_bytes) ||
+        _PyBytes_Resize(&days, rows.rows * 4) || _PyBytes_Resize(&plays, rows.rows * 8)) {
+        Py_XDECREF(offsets), Py_XDECREF(songs), Py_XDECREF(days), Py_XDECREF(plays);
+        return nullptr;
+    }
+    return Py_BuildValue("nNNNN", rows.rows, offsets, songs, days, plays);
+}
+
+// ---------------------------------------------------------------- hashing, partitioning
+
+// FNV-1a over the bytes, then MurmurHash3's finaliser so that the low bits (the bucket)
+// depend on every byte. Byte by byte: the same value on every machine.
+inline uint64_t hash_bytes(const uint8_t* s, size_t n) {
+    uint64_t h = 0xcbf29ce484222325ULL ^ n;
+    for (size_t i = 0; i < n; ++i) h = (h ^ s[i]) * 0x100000001b3ULL;
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ULL;
+    h ^= h >> 33;
+    return h;
+}
+
+// The string column of a call: ``count`` strings, string i at data[offsets[i]:offsets[i+1]].
+struct Strings {
+    InBuffer offsets_buffer, data_buffer;
+    const int32_t* offsets = nullptr;
+    const uint8_t* data = nullptr;
+    Py_ssize_t count = 0;
+    bool get(PyObject* offsets_object, PyObject* data_object) {
+        if (!offsets_buffer.get(offsets_object) || !data_buffer.get(data_object)) return false;
+        offsets = offsets_buffer.as<int32_t>();
+        data = data_buffer.as<uint8_t>();
+        count = offsets_buffer.count(4) - 1;
+        if (count < 0) {
+            PyErr_SetString(PyExc_ValueError, "string offsets must hold at least one value");
+            return false;
+        }
+        return true;
+    }
+    size_t length(Py_ssize_t i) const { return static_cast<size_t>(offsets[i + 1] - offsets[i]); }
+    const uint8_t* at(Py_ssize_t i) const { return data + offsets[i]; }
+};
+
+PyObject* hash_strings(PyObject*, PyObject* args) {
+    PyObject *offsets_object, *data_object;
+    if (!PyArg_ParseTuple(args, "OO", &offsets_object, &data_object)) return nullptr;
+    Strings strings;
+    if (!strings.get(offsets_object, data_object)) return nullptr;
+    PyObject* hashes = new_bytes(strings.count * 8);
+    if (!hashes) return nullptr;
+    auto* out = bytes_data<uint64_t>(hashes);
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < strings.count; ++i) out[i] = hash_bytes(strings.at(i), strings.length(i));
+    Py_END_ALLOW_THREADS
+    return hashes;
+}
+
+// Rows grouped by bucket (hash modulo buckets), input order kept within a bucket.
+PyObject* partition(PyObject*, PyObject* args) {
+    PyObject *offsets_object, *data_object, *days_object, *plays_object, *hashes_object;
+    Py_ssize_t buckets;
+    if (!PyArg_ParseTuple(args, "OOOOOn", &offsets_object, &data_object, &days_object, &plays_object,
+                          &hashes_object, &buckets))
+        return nullptr;
+    Strings songs;
+    InBuffer days, plays, hashes;
+    if (!songs.get(offsets_object, data_object) || !days.get(days_object) || !plays.get(plays_object) ||
+        !hashes.get(hashes_object))
+        return nullptr;
+    const Py_ssize_t n = songs.count;
+    if (buckets < 1 || days.count(4) != n || plays.count(8) != n || hashes.count(8) != n) {
+        PyErr_SetString(PyExc_ValueError, "partition: columns of different lengths or no buckets");
+        return nullptr;
+    }
+    std::vector<uint32_t> bucket_of(n);
+    std::vector<int64_t> row_start(buckets + 1, 0), byte_start(buckets + 1, 0);
+    Py_BEGIN_ALLOW_THREADS
+    const auto* hash = hashes.as<uint64_t>();
+    for (Py_ssize_t i = 0; i < n; ++i) {
+        const auto b = static_cast<uint32_t>(hash[i] % static_cast<uint64_t>(buckets));
+        bucket_of[i] = b;
+        row_start[b + 1] += 1;
+        byte_start[b + 1] += static_cast<int64_t>(songs.length(i));
+    }
+    for (Py_ssize_t b = 0; b < buckets; ++b) {
+        row_start[b + 1] += row_start[b];
+        byte_start[b + 1] += byte_start[b];
+    }
+    Py_END_ALLOW_THREADS
+    PyObject* out_offsets = new_bytes((n + 1) * 4);
+    PyObject* out_songs = new_bytes(byte_start[buckets]);
+    PyObject* out_days = new_bytes(n * 4);
+    PyObject* out_plays = new_bytes(n * 8);
+    PyObject* out_buckets = new_bytes((buckets + 1) * 8);
+    if (!out_offsets || !out_songs || !out_days || !out_plays || !out_buckets) {
+        Py_XDECREF(out_offsets), Py_XDECREF(out_songs), Py_XDECREF(out_days), Py_XDECREF(out_plays),
+            Py_XDECREF(out_buckets);
+        return nullptr;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    std::memcpy(bytes_data<int64_t>(out_buckets), row_start.data(), (buckets + 1) * 8);
+    auto* offsets = bytes_data<int32_t>(out_offsets);
+    auto* data = bytes_data<uint8_t>(out_songs);
+    auto* day_out = bytes_data<int32_t>(out_days);
+    auto* plays_out = bytes_data<int64_t>(out_plays);
+    const auto* day_in = days.as<int32_t>();
+    const auto* plays_in = plays.as<int64_t>();
+    std::vector<int64_t> next_row(row_start.begin(), row_start.end() - 1);
+    std::vector<int64_t> next_byte(byte_start.begin(), byte_start.end() - 1);
+    for (Py_ssize_t i = 0; i < n; ++i) {
+        const uint32_t b = bucket_of[i];
+        const int64_t row = next_row[b]++;
+        const size_t length = songs.length(i);
+        offsets[row] = static_cast<int32_t>(next_byte[b]);
+        std::memcpy(data + next_byte[b], songs.at(i), length);
+        next_byte[b] += static_cast<int64_t>(length);
+        day_out[row] = day_in[i];
+        plays_out[row] = plays_in[i];
+    }
+    offsets[n] = static_cast<int32_t>(byte_start[buckets]);
+    Py_END_ALLOW_THREADS
+    return Py_BuildValue("NNNNN", out_offsets, out_songs, out_days, out_plays, out_buckets);
+}
+
+// ---------------------------------------------------------------- sum_sort_render
+
+bool needs_quotes(const uint8_t* s, size_t n) {
+    for (size_t i = 0; i < n; ++i)
+        if (s[i] == ',' || s[i] == '"' || s[i] == '\r' || s[i] == '\n') return true;
+    return false;
+}
+
+// The distinct songs of a bucket, each row's song as a code into them, and each code's
+// rank in UTF-8 byte order. Sorting the (few) distinct songs once turns the row sort into
+// an integer sort, and rows never need their song bytes again until rendering.
+struct SongDictionary {
+    struct Song {
+        uint64_t head;  // the first 8 bytes, zero padded: equal songs of <= 8 bytes compare here
+        int32_t start;
+        int32_t length;
+        bool quoted;  // holds a comma, quote, CR or LF, so RFC 4180 quotes it
+    };
+    std::vector<uint32_t> code_of_row;
+    std::vector<Song> songs;  // of each code, in first-seen order
+    std::vector<uint32_t> rank;  // of each code
+    std::vector<uint32_t> by_rank;  // code of each rank
+
+    static uint64_t head_of(const uint8_t* s, size_t length) {
+        uint64_t head = 0;
+        std::memcpy(&head, s, std::min<size_t>(length, 8));
+        return head;
+    }
+
+    // A word at a time: this hash only lives for one call, so it need not be portable.
+    static uint32_t hash_of(uint64_t head, const uint8_t* s, size_t length) {
+        uint64_t h = (head ^ length) * 0x9E3779B97F4A7C15ULL;
+        for (size_t i = 8; i < length; i += 8) {
+            uint64_t word = 0;
+            std::memcpy(&word, s + i, std::min<size_t>(length - i, 8));
+            h = (h ^ (h >> 29) ^ word) * 0xBF58476D1CE4E5B9ULL;
+        }
+        return static_cast<uint32_t>((h ^ (h >> 32)) >> 0);
+    }
+
+    void build(const Strings& strings) {
+        const auto n = static_cast<size_t>(strings.count);
+        code_of_row.resize(n);
+        struct Slot {
+            uint32_t hash;
+            uint32_t code_plus_one;  // 0: empty
+        };
+        std::vector<Slot> slots(1 << 12);
+        size_t mask = slots.size() - 1;
+        for (size_t row = 0; row < n; ++row) {
+            const uint8_t* song = strings.at(row);
+            const size_t length = strings.length(row);
+            const uint64_t head = head_of(song, length);
+            const uint32_t hash = hash_of(head, song, length);
+            size_t slot = hash & mask;
+            for (;; slot = (slot + 1) & mask) {
+                const Slot& s = slots[slot];
+                if (s.code_plus_one == 0) break;
+                if (s.hash != hash) continue;
+                const Song& other = songs[s.code_plus_one - 1];
+                if (other.head == head && static_cast<size_t>(other.length) == length &&
+                    (length <= 8 || std::memcmp(strings.data + other.start, song, length) == 0))
+                    break;
+            }
+            if (slots[slot].code_plus_one) {
+                code_of_row[row] = slots[slot].code_plus_one - 1;
+                continue;
+            }
+            songs.push_back({head, strings.offsets[row], static_cast<int32_t>(length), needs_quotes(song, length)});
+            slots[slot] = {hash, static_cast<uint32_t>(songs.size())};
+            code_of_row[row] = static_cast<uint32_t>(songs.size() - 1);
+            if (songs.size() * 2 > slots.size()) {  // grow: keep the table at most half full
+                std::vector<Slot> bigger(slots.size() * 2);
+                mask = bigger.size() - 1;
+                for (const Slot& s : slots) {
+                    if (s.code_plus_one == 0) continue;
+                    size_t at = s.hash & mask;
+                    while (bigger[at].code_plus_one) at = (at + 1) & mask;
+                    bigger[at] = s;
+                }
+                slots.swap(bigger);
+            }
+        }
+        by_rank.resize(songs.size());
+        for (size_t code = 0; code < by_rank.size(); ++code) by_rank[code] = static_cast<uint32_t>(code);
+        std::sort(by_rank.begin(), by_rank.end(), [&](uint32_t a, uint32_t b) {
+            const Song &sa = songs[a], &sb = songs[b];
+            const int c = std::memcmp(strings.data + sa.start, strings.data + sb.start, std::min(sa.length, sb.length));
+            return c ? c < 0 : sa.length < sb.length;
+        });
+        rank.resize(songs.size());
+        for (size_t r = 0; r < by_rank.size(); ++r) rank[by_rank[r]] = static_cast<uint32_t>(r);
+    }
+};
+
+struct Entry {
+    uint64_t key;  // song rank, then day (relative to the bucket's first)
+    int64_t plays;
+};
+
+// Stable LSD radix sort on the low ``key_bits`` bits, in passes of equal width of at
+// most 11 bits (the counts stay in L1); a pass whose digit is the same everywhere is skipped.
+void sort_entries(std::vector<Entry>& entries, int key_bits) {
+    if (key_bits == 0) return;
+    const int passes = (key_bits + 10) / 11;
+    const int digit_bits = (key_bits + passes - 1) / passes;
+    const size_t digits = size_t{1} << digit_bits;
+    const uint64_t mask = digits - 1;
+    std::vector<size_t> counts(static_cast<size_t>(passes) * digits, 0);
+    for (const Entry& entry : entries)
+        for (int pass = 0; pass < passes; ++pass) ++counts[pass * digits + ((entry.key >> (pass * digit_bits)) & mask)];
+    std::vector<Entry> scratch(entries.size());
+    for (int pass = 0; pass < passes; ++pass) {
+        size_t* count = &counts[pass * digits];
+        if (std::find(count, count + digits, entries.size()) != count + digits) continue;
+        for (size_t d = 0, total = 0; d < digits; ++d) {
+            const size_t c = count[d];
+            count[d] = total;
+            total += c;
+        }
+        const int shift = pass * digit_bits;
+        for (const Entry& entry : entries) scratch[count[(entry.key >> shift) & mask]++] = entry;
+        entries.swap(scratch);
+    }
+}
+
+constexpr size_t kDateLength = 10;
+constexpr size_t kMaxDecimalLength = 19;  // of a non-negative int64
+
+// ``YYYY-MM-DD`` of each day of a bucket's range, written once.
+std::vector<char> date_texts(int32_t first_day, size_t days) {
+    std::vector<char> texts(days * kDateLength);
+    for (size_t d = 0; d < days; ++d) {
+        int64_t year;
+        unsigned month, day;
+        civil_from_days(first_day + static_cast<int64_t>(d), year, month, day);
+        char text[16];
+        std::snprintf(text, sizeof text, "%04u-%02u-%02u", static_cast<unsigned>(year) % 10000, month % 100, day % 100);
+        std::memcpy(&texts[d * kDateLength], text, kDateLength);
+    }
+    return texts;
+}
+
+// Writes ``song`` (quoted where RFC 4180 needs it). Short songs go as one 8-byte store:
+// the caller's buffer has room past every line.
+char* write_song(char* p, const SongDictionary::Song& song, const uint8_t* data) {
+    const auto length = static_cast<size_t>(song.length);
+    if (!song.quoted) {
+        if (length <= 8)
+            std::memcpy(p, &song.head, 8);
+        else
+            std::memcpy(p, data + song.start, length);
+        return p + length;
+    }
+    *p++ = '"';
+    for (const uint8_t* s = data + song.start; s < data + song.start + length; ++s) {
+        if (*s == '"') *p++ = '"';
+        *p++ = static_cast<char>(*s);
+    }
+    *p++ = '"';
+    return p;
+}
+
+char* write_decimal(char* p, uint64_t v) {
+    static const char pairs[] =
+        "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+        "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+        "8081828384858687888990919293949596979899";
+    char digits[20];
+    char* end = digits + sizeof digits;
+    char* q = end;
+    while (v >= 100) {
+        q -= 2;
+        std::memcpy(q, pairs + 2 * (v % 100), 2);
+        v /= 100;
+    }
+    if (v >= 10) {
+        q -= 2;
+        std::memcpy(q, pairs + 2 * v, 2);
+    } else {
+        *--q = static_cast<char>('0' + v);
+    }
+    std::memcpy(p, q, 20);  // fixed size: one copy; only end - q bytes count
+    return p + (end - q);
+}
+
+// One bucket: ``sort`` orders its rows by (song, day) and bounds the output size;
+// ``render`` sums equal neighbours and writes each line in the same pass.
+struct BucketTotals {
+    const Strings& strings;
+    SongDictionary songs;
+    std::vector<Entry> entries;
+    int32_t first_day = 0;
+    int64_t day_span = 0;
+    int day_bits = 0;
+    size_t body_bound = 0;  // bytes the lines take at most
+    // Filled by render:
+    size_t body_length = 0, lines = 0, song_count = 0;
+    bool overflow = false;
+    uint64_t overflowing_key = 0;
+
+    const uint8_t* song_bytes(uint64_t key, size_t& length) const {
+        const SongDictionary::Song& song = songs.songs[songs.by_rank[key >> day_bits]];
+        length = static_cast<size_t>(song.length);
+        return strings.data + song.start;
+    }
+    int32_t day(uint64_t key) const { return first_day + static_cast<int32_t>(key & ((uint64_t{1} << day_bits) - 1)); }
+
+    void sort(const int32_t* days, const int64_t* plays) {
+        const auto n = static_cast<size_t>(strings.count);
+        if (n == 0) return;
+        songs.build(strings);
+        const auto [low, high] = std::minmax_element(days, days + n);
+        first_day = *low;
+        day_span = static_cast<int64_t>(*high) - first_day + 1;
+        while ((int64_t{1} << day_bits) < day_span) ++day_bits;
+        int rank_bits = 0;
+        while ((size_t{1} << rank_bits) < songs.by_rank.size()) ++rank_bits;
+        std::vector<size_t> song_bound(songs.songs.size());
+        for (size_t code = 0; code < song_bound.size(); ++code)  // quoting at most doubles a song, plus 2
+            song_bound[code] = 2 * static_cast<size_t>(songs.songs[code].length) + 2;
+        entries.resize(n);
+        for (size_t row = 0; row < n; ++row) {
+            const uint32_t code = songs.code_of_row[row];
+            entries[row] = {(uint64_t{songs.rank[code]} << day_bits) | static_cast<uint64_t>(days[row] - first_day), plays[row]};
+            body_bound += song_bound[code];
+        }
+        body_bound += n * (1 + kDateLength + 1 + kMaxDecimalLength + 1) + 32;  // + room for the last fixed-size stores
+        sort_entries(entries, rank_bits + day_bits);
+    }
+
+    void render(char* body, int64_t* line_offsets, int64_t* song_starts) {
+        const size_t n = entries.size();
+        const uint64_t day_mask = (uint64_t{1} << day_bits) - 1;
+        const std::vector<char> dates = date_texts(first_day, static_cast<size_t>(day_span));
+        char* p = body;
+        uint64_t song = ~uint64_t{0};
+        for (size_t i = 0; i < n;) {
+            const uint64_t key = entries[i].key;
+            uint64_t total = 0;
+            for (; i < n && entries[i].key == key; ++i) {
+                total += static_cast<uint64_t>(entries[i].plays);
+                if (total > kMaxInt64) {
+                    overflow = true;
+                    overflowing_key = key;
+                    return;
+                }
+            }
+            if (key >> day_bits != song) {
+                song = key >> day_bits;
+                song_starts[song_count++] = static_cast<int64_t>(lines);
+            }
+            line_offsets[lines++] = p - body;
+            p = write_song(p, songs.songs[songs.by_rank[key >> day_bits]], strings.data);
+            *p++ = ',';
+            std::memcpy(p, &dates[(key & day_mask) * kDateLength], kDateLength);
+            p += kDateLength;
+            *p++ = ',';
+            p = write_decimal(p, total);
+            *p++ = '\n';
+        }
+        line_offsets[lines] = p - body;
+        body_length = static_cast<size_t>(p - body);
+    }
+};
+
+PyObject* sum_sort_render(PyObject*, PyObject* args) {
+    PyObject *offsets_object, *data_object, *days_object, *plays_object;
+    if (!PyArg_ParseTuple(args, "OOOO", &offsets_object, &data_object, &days_object, &plays_object)) return nullptr;
+    Strings strings;
+    InBuffer days, plays;
+    if (!strings.get(offsets_object, data_object) || !days.get(days_object) || !plays.get(plays_object)) return nullptr;
+    if (days.count(4) != strings.count || plays.count(8) != strings.count || strings.count > UINT32_MAX) {
+        PyErr_SetString(PyExc_ValueError, "sum_sort_render: columns of different lengths or too many rows");
+        return nullptr;
+    }
+    BucketTotals totals{strings};
+    Py_BEGIN_ALLOW_THREADS
+    totals.sort(days.as<int32_t>(), plays.as<int64_t>());
+    Py_END_ALLOW_THREADS
+    PyObject* body = new_bytes(static_cast<Py_ssize_t>(totals.body_bound));
+    PyObject* line_offsets = new_bytes((strings.count + 1) * 8);
+    PyObject* song_starts = new_bytes(static_cast<Py_ssize_t>(totals.songs.songs.size()) * 8);
+    if (!body || !line_offsets || !song_starts) {
+        Py_XDECREF(body), Py_XDECREF(line_offsets), Py_XDECREF(song_starts);
+        return nullptr;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    totals.render(PyBytes_AS_STRING(body), bytes_data<int64_t>(line_offsets), bytes_data<int64_t>(song_starts));
+    Py_END_ALLOW_THREADS
+    if (totals.overflow) {
+        Py_DECREF(body), Py_DECREF(line_offsets), Py_DECREF(song_starts);
+        size_t length;
+        const uint8_t* song = totals.song_bytes(totals.overflowing_key, length);
+        PyErr_SetObject(PyExc_OverflowError, Py_BuildValue("(y#i)", song, static_cast<Py_ssize_t>(length),
+                                                           totals.day(totals.overflowing_key)));
+        return nullptr;
+    }
+    if (_PyBytes_Resize(&body, static_cast<Py_ssize_t>(totals.body_length)) ||
+        _PyBytes_Resize(&line_offsets, static_cast<Py_ssize_t>(totals.lines + 1) * 8)) {
+        Py_XDECREF(body), Py_XDECREF(line_offsets), Py_DECREF(song_starts);
+        return nullptr;
+    }
+    return Py_BuildValue("NNN", body, line_offsets, song_starts);
+}
+
+PyMethodDef methods[] = {
+    {"parse_plain", parse_plain, METH_VARARGS,
+     "parse_plain(data) -> (rows, offsets, songs, days, plays) or None when the block is not plain."},
+    {"hash_strings", hash_strings, METH_VARARGS, "hash_strings(offsets, data) -> uint64 hash of each string."},
+    {"partition", partition, METH_VARARGS,
+     "partition(offsets, data, days, plays, hashes, buckets) -> the columns grouped by bucket, and bucket row offsets."},
+    {"sum_sort_render", sum_sort_render, METH_VARARGS,
+     "sum_sort_render(offsets, data, days, plays) -> (csv body, line offsets, first line of each song)."},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+PyModuleDef module = {PyModuleDef_HEAD_INIT, "_kernels", "The engine's compiled inner loops.", -1, methods};
+
+}  // namespace
+
+PyMODINIT_FUNC PyInit__kernels() { return PyModule_Create(&module); }
