@@ -8,9 +8,9 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-DEFAULT_MAX_SHARD_BYTES = 500_000_000
-DEFAULT_BLOCK_BYTES = 64 << 20  # input read per map task
-DEFAULT_BUCKET_BYTES = 64 << 20  # input per reduce task (and so per shard, before the limit cuts)
+from csv_pipeline.engine.pipeline import BLOCK_BYTES as DEFAULT_BLOCK_BYTES  # input read per map task
+from csv_pipeline.engine.pipeline import BUCKET_BYTES as DEFAULT_BUCKET_BYTES  # input per reduce task
+from csv_pipeline.engine.pipeline import DEFAULT_MAX_SHARD_BYTES
 
 
 @dataclass(frozen=True)

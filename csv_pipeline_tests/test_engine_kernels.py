@@ -11,7 +11,7 @@ import pytest
 from csv_pipeline.engine.kernels import SCHEMA, parse_plain
 from csv_pipeline.engine.parse import parse_with_arrow
 from csv_pipeline.engine.rules import MAX_INT64
-from csv_pipeline.engine.shuffle import song_hashes, split_by_bucket
+from csv_pipeline.engine.shuffle import combine, song_hashes, split_by_bucket
 from csv_pipeline.engine.totals import TotalOverflow, sum_sort_render
 
 # Songs that stress byte order: shared 8-byte prefixes, lengths around 8, NUL bytes,
@@ -46,8 +46,9 @@ def test_plain_blocks_parse_exactly_like_arrow():
     for block in (data.encode(), data.encode().rstrip(b"\n")):  # with and without a last newline
         plain = parse_plain(block)
         assert plain is not None
-        assert plain.equals(parse_with_arrow(block, "plays.csv", 1))
-        assert plain.num_rows == len(rows)
+        table, newlines = plain
+        assert table.equals(parse_with_arrow(block, "plays.csv", 1))
+        assert (table.num_rows, newlines) == (len(rows), block.count(b"\n"))
 
 
 @pytest.mark.parametrize(
@@ -152,3 +153,33 @@ def test_song_hashes_are_the_same_on_every_machine():
     """The bucket of a song is part of the output layout: pin the hash of a few songs."""
     hashes = song_hashes(pa.array(["a", "In The End", "é"]))
     assert [int(h) % 1000 for h in hashes] == [188, 221, 622]
+
+
+def test_each_call_sees_only_its_own_rows():
+    """The loops reuse their large arrays from call to call within a thread."""
+    day = datetime.date(2020, 1, 1)
+    big = [(f"song {n}", day, n) for n in range(5000)]
+    small = [("only", day, 1)]
+    for rows in (big, small, [], big[:10], small):
+        assert sum_sort_render(table_of(rows)).body == reference_body(rows)
+        combined = combine(table_of(rows))
+        assert sorted(combined[0].to_pylist(), key=lambda r: r["song"]) == sorted(
+            ({"song": s, "date": d, "plays": p} for s, d, p in rows), key=lambda r: r["song"]
+        )
+
+
+def test_combine_sums_per_song_and_day_with_the_partition_hash():
+    rng = random.Random(13)
+    rows = [(rng.choice(TRICKY_SONGS), rng.choice(DAYS), rng.randrange(1000)) for _ in range(20_000)]
+    combined, hashes = combine(table_of(rows))
+    expected: dict[tuple[str, datetime.date], int] = {}
+    for song, day, plays in rows:
+        expected[song, day] = expected.get((song, day), 0) + plays
+    assert {(r["song"], r["date"]): r["plays"] for r in combined.to_pylist()} == expected
+    assert combined.num_rows == len(expected)
+    assert list(hashes) == list(song_hashes(combined["song"]))
+
+
+def test_combine_leaves_a_block_whose_total_passes_64_bits_to_the_reduce():
+    day = datetime.date(2020, 1, 1)
+    assert combine(table_of([("big", day, MAX_INT64), ("big", day, 1)])) is None

@@ -206,7 +206,7 @@ PyObject* parse_plain(PyObject*, PyObject* args) {
         Py_XDECREF(offsets), Py_XDECREF(songs), Py_XDECREF(days), Py_XDECREF(plays);
         return nullptr;
     }
-    return Py_BuildValue("nNNNN", rows.rows, offsets, songs, days, plays);
+    return Py_BuildValue("nnNNNN", max_rows - 1, rows.rows, offsets, songs, days, plays);
 }
 
 // ---------------------------------------------------------------- hashing, partitioning
@@ -334,6 +334,25 @@ bool needs_quotes(const uint8_t* s, size_t n) {
     return false;
 }
 
+struct Entry {
+    uint64_t key;  // song rank, then day (relative to the bucket's first)
+    int64_t plays;
+};
+
+// The large arrays of a call, kept by the thread for its next call: a Dask worker thread
+// runs one task after another, and fresh memory costs a page fault per 4 KiB (more than the
+// work done on it, on virtual machines). A thread keeps about 36 bytes per row of its
+// largest bucket or block.
+struct Workspace {
+    std::vector<uint32_t> codes;
+    std::vector<Entry> entries, scratch;
+};
+
+Workspace& workspace() {
+    thread_local Workspace reused;
+    return reused;
+}
+
 // The distinct songs of a bucket, each row's song as a code into them, and each code's
 // rank in UTF-8 byte order. Sorting the (few) distinct songs once turns the row sort into
 // an integer sort, and rows never need their song bytes again until rendering.
@@ -344,7 +363,7 @@ struct SongDictionary {
         int32_t length;
         bool quoted;  // holds a comma, quote, CR or LF, so RFC 4180 quotes it
     };
-    std::vector<uint32_t> code_of_row;
+    std::vector<uint32_t>& code_of_row = workspace().codes;
     std::vector<Song> songs;  // of each code, in first-seen order
     std::vector<uint32_t> rank;  // of each code
     std::vector<uint32_t> by_rank;  // code of each rank
@@ -356,20 +375,23 @@ struct SongDictionary {
     }
 
     // A word at a time: this hash only lives for one call, so it need not be portable.
-    static uint32_t hash_of(uint64_t head, const uint8_t* s, size_t length) {
-        uint64_t h = (head ^ length) * 0x9E3779B97F4A7C15ULL;
+    static uint32_t hash_of(uint64_t tag, const uint8_t* s, size_t length) {
+        uint64_t h = tag * 0x9E3779B97F4A7C15ULL;
         for (size_t i = 8; i < length; i += 8) {
             uint64_t word = 0;
             std::memcpy(&word, s + i, std::min<size_t>(length - i, 8));
             h = (h ^ (h >> 29) ^ word) * 0xBF58476D1CE4E5B9ULL;
         }
-        return static_cast<uint32_t>((h ^ (h >> 32)) >> 0);
+        return static_cast<uint32_t>(h >> 32);  // the high half: it depends on every input bit
     }
 
     void build(const Strings& strings) {
         const auto n = static_cast<size_t>(strings.count);
         code_of_row.resize(n);
+        // A slot holds a tag that, for songs of up to 7 bytes, is the whole song (bytes and
+        // length): those, nearly all songs, compare without a second memory access.
         struct Slot {
+            uint64_t tag;
             uint32_t hash;
             uint32_t code_plus_one;  // 0: empty
         };
@@ -379,15 +401,16 @@ struct SongDictionary {
             const uint8_t* song = strings.at(row);
             const size_t length = strings.length(row);
             const uint64_t head = head_of(song, length);
-            const uint32_t hash = hash_of(head, song, length);
+            const uint64_t tag = length < 8 ? head | (uint64_t{length} << 56) : head;
+            const uint32_t hash = hash_of(tag, song, length);
             size_t slot = hash & mask;
             for (;; slot = (slot + 1) & mask) {
                 const Slot& s = slots[slot];
                 if (s.code_plus_one == 0) break;
-                if (s.hash != hash) continue;
+                if (s.tag != tag || s.hash != hash) continue;
+                if (length < 8) break;
                 const Song& other = songs[s.code_plus_one - 1];
-                if (other.head == head && static_cast<size_t>(other.length) == length &&
-                    (length <= 8 || std::memcmp(strings.data + other.start, song, length) == 0))
+                if (static_cast<size_t>(other.length) == length && std::memcmp(strings.data + other.start, song, length) == 0)
                     break;
             }
             if (slots[slot].code_plus_one) {
@@ -395,7 +418,7 @@ struct SongDictionary {
                 continue;
             }
             songs.push_back({head, strings.offsets[row], static_cast<int32_t>(length), needs_quotes(song, length)});
-            slots[slot] = {hash, static_cast<uint32_t>(songs.size())};
+            slots[slot] = {tag, hash, static_cast<uint32_t>(songs.size())};
             code_of_row[row] = static_cast<uint32_t>(songs.size() - 1);
             if (songs.size() * 2 > slots.size()) {  // grow: keep the table at most half full
                 std::vector<Slot> bigger(slots.size() * 2);
@@ -421,10 +444,6 @@ struct SongDictionary {
     }
 };
 
-struct Entry {
-    uint64_t key;  // song rank, then day (relative to the bucket's first)
-    int64_t plays;
-};
 
 // Stable LSD radix sort on the low ``key_bits`` bits, in passes of equal width of at
 // most 11 bits (the counts stay in L1); a pass whose digit is the same everywhere is skipped.
@@ -437,7 +456,8 @@ void sort_entries(std::vector<Entry>& entries, int key_bits) {
     std::vector<size_t> counts(static_cast<size_t>(passes) * digits, 0);
     for (const Entry& entry : entries)
         for (int pass = 0; pass < passes; ++pass) ++counts[pass * digits + ((entry.key >> (pass * digit_bits)) & mask)];
-    std::vector<Entry> scratch(entries.size());
+    std::vector<Entry>& scratch = workspace().scratch;
+    scratch.resize(entries.size());
     for (int pass = 0; pass < passes; ++pass) {
         size_t* count = &counts[pass * digits];
         if (std::find(count, count + digits, entries.size()) != count + digits) continue;
@@ -517,7 +537,7 @@ char* write_decimal(char* p, uint64_t v) {
 struct BucketTotals {
     const Strings& strings;
     SongDictionary songs;
-    std::vector<Entry> entries;
+    std::vector<Entry>& entries = workspace().entries;
     int32_t first_day = 0;
     int64_t day_span = 0;
     int day_bits = 0;
@@ -536,6 +556,7 @@ struct BucketTotals {
 
     void sort(const int32_t* days, const int64_t* plays) {
         const auto n = static_cast<size_t>(strings.count);
+        entries.clear();  // the thread's array may still hold the last call's rows
         if (n == 0) return;
         songs.build(strings);
         const auto [low, high] = std::minmax_element(days, days + n);
@@ -555,6 +576,47 @@ struct BucketTotals {
         }
         body_bound += n * (1 + kDateLength + 1 + kMaxDecimalLength + 1) + 32;  // + room for the last fixed-size stores
         sort_entries(entries, rank_bits + day_bits);
+    }
+
+    // For ``combine``: how many (song, day) groups there are and how many song bytes they
+    // hold; false when a total does not fit in 64 bits.
+    bool measure_groups(size_t& groups, size_t& group_song_bytes) const {
+        groups = group_song_bytes = 0;
+        for (size_t i = 0; i < entries.size();) {
+            const uint64_t key = entries[i].key;
+            uint64_t total = 0;
+            for (; i < entries.size() && entries[i].key == key; ++i) {
+                total += static_cast<uint64_t>(entries[i].plays);
+                if (total > kMaxInt64) return false;
+            }
+            ++groups;
+            group_song_bytes += static_cast<size_t>(songs.songs[songs.by_rank[key >> day_bits]].length);
+        }
+        return true;
+    }
+
+    // One row per (song, day), as Arrow columns, with each row's song hash.
+    void emit_groups(int32_t* offsets, uint8_t* data, int32_t* days, int64_t* totals, uint64_t* hashes) const {
+        size_t group = 0, bytes = 0;
+        offsets[0] = 0;
+        uint64_t song = ~uint64_t{0}, hash = 0;
+        for (size_t i = 0; i < entries.size(); ++group) {
+            const uint64_t key = entries[i].key;
+            int64_t total = 0;
+            for (; i < entries.size() && entries[i].key == key; ++i) total += entries[i].plays;
+            const SongDictionary::Song& entry = songs.songs[songs.by_rank[key >> day_bits]];
+            const auto length = static_cast<size_t>(entry.length);
+            if (key >> day_bits != song) {
+                song = key >> day_bits;
+                hash = hash_bytes(strings.data + entry.start, length);
+            }
+            std::memcpy(data + bytes, strings.data + entry.start, length);
+            bytes += length;
+            offsets[group + 1] = static_cast<int32_t>(bytes);
+            days[group] = day(key);
+            totals[group] = total;
+            hashes[group] = hash;
+        }
     }
 
     void render(char* body, int64_t* line_offsets, int64_t* song_starts) {
@@ -632,12 +694,52 @@ PyObject* sum_sort_render(PyObject*, PyObject* args) {
     return Py_BuildValue("NNN", body, line_offsets, song_starts);
 }
 
+// The rows of a block summed per (song, day), with each row's song hash; None when a total
+// would not fit in 64 bits (the reduce then finds and reports it exactly).
+PyObject* combine(PyObject*, PyObject* args) {
+    PyObject *offsets_object, *data_object, *days_object, *plays_object;
+    if (!PyArg_ParseTuple(args, "OOOO", &offsets_object, &data_object, &days_object, &plays_object)) return nullptr;
+    Strings strings;
+    InBuffer days, plays;
+    if (!strings.get(offsets_object, data_object) || !days.get(days_object) || !plays.get(plays_object)) return nullptr;
+    if (days.count(4) != strings.count || plays.count(8) != strings.count || strings.count > UINT32_MAX) {
+        PyErr_SetString(PyExc_ValueError, "combine: columns of different lengths or too many rows");
+        return nullptr;
+    }
+    BucketTotals totals{strings};
+    size_t groups = 0, song_bytes = 0;
+    bool fits;
+    Py_BEGIN_ALLOW_THREADS
+    totals.sort(days.as<int32_t>(), plays.as<int64_t>());
+    fits = totals.measure_groups(groups, song_bytes);
+    Py_END_ALLOW_THREADS
+    if (!fits || song_bytes > INT32_MAX) Py_RETURN_NONE;
+    const auto rows = static_cast<Py_ssize_t>(groups);
+    PyObject* out_offsets = new_bytes((rows + 1) * 4);
+    PyObject* out_songs = new_bytes(static_cast<Py_ssize_t>(song_bytes));
+    PyObject* out_days = new_bytes(rows * 4);
+    PyObject* out_totals = new_bytes(rows * 8);
+    PyObject* out_hashes = new_bytes(rows * 8);
+    if (!out_offsets || !out_songs || !out_days || !out_totals || !out_hashes) {
+        Py_XDECREF(out_offsets), Py_XDECREF(out_songs), Py_XDECREF(out_days), Py_XDECREF(out_totals),
+            Py_XDECREF(out_hashes);
+        return nullptr;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    totals.emit_groups(bytes_data<int32_t>(out_offsets), bytes_data<uint8_t>(out_songs), bytes_data<int32_t>(out_days),
+                       bytes_data<int64_t>(out_totals), bytes_data<uint64_t>(out_hashes));
+    Py_END_ALLOW_THREADS
+    return Py_BuildValue("nNNNNN", rows, out_offsets, out_songs, out_days, out_totals, out_hashes);
+}
+
 PyMethodDef methods[] = {
     {"parse_plain", parse_plain, METH_VARARGS,
-     "parse_plain(data) -> (rows, offsets, songs, days, plays) or None when the block is not plain."},
+     "parse_plain(data) -> (newlines, rows, offsets, songs, days, plays) or None when the block is not plain."},
     {"hash_strings", hash_strings, METH_VARARGS, "hash_strings(offsets, data) -> uint64 hash of each string."},
     {"partition", partition, METH_VARARGS,
      "partition(offsets, data, days, plays, hashes, buckets) -> the columns grouped by bucket, and bucket row offsets."},
+    {"combine", combine, METH_VARARGS,
+     "combine(offsets, data, days, plays) -> (rows, offsets, songs, days, totals, hashes) or None on a 64-bit overflow."},
     {"sum_sort_render", sum_sort_render, METH_VARARGS,
      "sum_sort_render(offsets, data, days, plays) -> (csv body, line offsets, first line of each song)."},
     {nullptr, nullptr, 0, nullptr},

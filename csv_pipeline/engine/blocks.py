@@ -21,7 +21,7 @@ def nominal_offsets(data_start: int, size: int, block_bytes: int) -> list[int]:
 
 def read_block(
     fs: AbstractFileSystem, path: str, nominal_start: int, nominal_end: int, data_start: int, size: int
-) -> tuple[int, bytes]:
+) -> tuple[int, memoryview]:
     """(offset of the first byte, bytes) of the rows starting in ``[nominal_start, nominal_end)``."""
     low = data_start if nominal_start <= data_start else nominal_start - 1
     data = read_range(fs, path, low, min(nominal_end + _OVERREAD, size))
@@ -44,4 +44,4 @@ def read_block(
     if nominal_end < size:
         last = newline_at_or_after(max(nominal_end - 1 - low, skip))
         end = None if last is None else last + 1
-    return low + skip, data[skip:end]
+    return low + skip, memoryview(data)[skip:end]  # no copy of the block

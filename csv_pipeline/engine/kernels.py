@@ -48,11 +48,15 @@ def table_of(rows: int, offsets: bytes, songs: bytes, days: bytes, plays: bytes)
     )
 
 
-def parse_plain(data: bytes) -> pa.Table | None:
+def parse_plain(data: bytes | memoryview) -> tuple[pa.Table, int] | None:
     """The rows of a block in the plain form (``song,YYYY-MM-DD,digits``, LF line ends, no
-    quotes, CR or padding), all valid; None when any line is in another form or invalid."""
+    quotes, CR or padding), all valid, and the block's newline count; None when any line
+    is in another form or invalid."""
     parsed = _kernels.parse_plain(data)
-    return None if parsed is None else table_of(*parsed)
+    if parsed is None:
+        return None
+    newlines, *columns = parsed
+    return table_of(*columns), newlines
 
 
 def hash_strings(strings: pa.Array) -> np.ndarray:
@@ -65,6 +69,15 @@ def partition(table: pa.Table, hashes: np.ndarray, buckets: int) -> tuple[pa.Tab
         *string_buffers(songs), values(days, np.int32), values(plays, np.int64), hashes, buckets
     )
     return table_of(table.num_rows, *grouped), np.frombuffer(bucket_offsets, np.int64)
+
+
+def combine(table: pa.Table) -> tuple[pa.Table, np.ndarray] | None:
+    songs, days, plays = columns(table)
+    combined = _kernels.combine(*string_buffers(songs), values(days, np.int32), values(plays, np.int64))
+    if combined is None:
+        return None
+    *grouped, hashes = combined
+    return table_of(*grouped), np.frombuffer(hashes, np.uint64)
 
 
 def sum_sort_render(table: pa.Table) -> tuple[bytes, np.ndarray, np.ndarray]:

@@ -8,7 +8,8 @@ from csv_pipeline.engine.rules import numbered_rows
 def rows_of_key(plan, nominal_start: int, nominal_end: int, song: str, day: str) -> tuple[int, list[tuple[int, str]]]:
     """(newlines in the block, [(line within the block, plays text)] of the rows of one key)."""
     fs, path = storage.filesystem(plan.url, plan.storage_options)
-    _, data = read_block(fs, path, nominal_start, nominal_end, plan.data_start, plan.size)
+    _, block = read_block(fs, path, nominal_start, nominal_end, plan.data_start, plan.size)
+    data = bytes(block)
     matches = [
         (line, fields[2])
         for line, fields in numbered_rows(data.decode("utf-8", "surrogateescape"), 1)

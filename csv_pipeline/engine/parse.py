@@ -9,6 +9,8 @@ vectorised checks. Only when something is wrong does the block go through
 ``rules.first_invalid_row`` to name the exact line, column and value.
 """
 
+from dataclasses import dataclass
+
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -29,20 +31,36 @@ _PARSE = pacsv.ParseOptions(newlines_in_values=False)
 _PARSE_QUOTED = pacsv.ParseOptions(newlines_in_values=True)
 
 
-def parse_rows(data: bytes, file_name: str, first_line: int) -> pa.Table:
-    """The rows of ``data`` (whole rows, no header) as a table of SCHEMA.
+@dataclass(frozen=True)
+class ParsedBlock:
+    """A block's rows, or its first invalid row; and the counts that place it in the file."""
 
-    Raises InvalidFileError for the first bad row; ``first_line`` is the 1-based line
-    number of the first byte of ``data`` in the file.
-    """
-    if not data.strip(b"\r\n"):
-        return SCHEMA.empty_table()
+    table: pa.Table | None
+    error: InvalidFileError | None
+    newlines: int  # to number the lines of the blocks after it
+    quotes: int  # an odd count before a block means its start fell inside a quoted field
+
+
+def parse_block(data: bytes | memoryview, file_name: str) -> ParsedBlock:
+    """The rows of ``data`` (whole rows, no header) as a table of SCHEMA, or the first bad
+    row as an InvalidFileError with its line counted from the block's first line."""
     plain = parse_plain(data)
-    return plain if plain is not None else parse_with_arrow(data, file_name, first_line)
+    if plain is not None:
+        table, newlines = plain
+        return ParsedBlock(table, None, newlines, 0)
+    data = bytes(data)
+    newlines, quotes = data.count(b"\n"), data.count(b'"')
+    try:
+        return ParsedBlock(parse_with_arrow(data, file_name, first_line=1), None, newlines, quotes)
+    except InvalidFileError as error:
+        return ParsedBlock(None, error, newlines, quotes)
 
 
 def parse_with_arrow(data: bytes, file_name: str, first_line: int) -> pa.Table:
-    """``parse_rows`` for blocks in any form: quoting, CRLF, padding, bad rows."""
+    """The rows of a block in any form (quoting, CRLF, padding); InvalidFileError for the
+    first bad row, ``first_line`` being the line number of the block's first line."""
+    if not data.strip(b"\r\n"):
+        return SCHEMA.empty_table()
     try:
         table = pacsv.read_csv(
             pa.py_buffer(data),

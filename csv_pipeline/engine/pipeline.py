@@ -28,14 +28,17 @@ from csv_pipeline.engine.blocks import nominal_offsets, read_block
 from csv_pipeline.engine.errors import InvalidFileError
 from csv_pipeline.engine.header import detect_header
 from csv_pipeline.engine.overflow import rows_of_key
-from csv_pipeline.engine.parse import SCHEMA, parse_rows
+from csv_pipeline.engine.parse import SCHEMA, parse_block
 from csv_pipeline.engine.reachability import check_workers_reach
 from csv_pipeline.engine.rules import MAX_INT64, OUTPUT_COLUMNS
 from csv_pipeline.engine.shuffle import combine, song_hashes, split_by_bucket, worth_combining
 from csv_pipeline.engine.totals import TotalOverflow, sum_sort_render
 
-BLOCK_BYTES = 64 << 20
-BUCKET_BYTES = 64 << 20
+# 32 MiB keeps a task's large arrays at or under glibc's largest heap block (32 MiB), so
+# their memory is reused from task to task instead of mapped afresh (measured on 1 GB:
+# 8.2 s against 8.8 s with 64 MiB, and 0.55 against 0.97 GB peak).
+BLOCK_BYTES = 32 << 20
+BUCKET_BYTES = 32 << 20
 DEFAULT_MAX_SHARD_BYTES = 500_000_000
 PREVIEW_ROWS = 10
 HEADER = (",".join(OUTPUT_COLUMNS) + "\n").encode()
@@ -159,13 +162,12 @@ def _map_block(plan: FilePlan, nominal_start: int, nominal_end: int, scratch_url
     reuse_freed_memory()
     fs, path = storage.filesystem(plan.url, plan.storage_options)
     start, data = read_block(fs, path, nominal_start, nominal_end, plan.data_start, plan.size)
-    newlines, quotes = data.count(b"\n"), data.count(b'"')
-    try:
-        table = parse_rows(data, plan.file_name, first_line=1)
-    except InvalidFileError as error:
-        return _BlockResult(nominal_start, None, 0, newlines, quotes, error)
-    rows = table.num_rows
+    parsed = parse_block(data, plan.file_name)
     del data
+    if parsed.error is not None:
+        return _BlockResult(nominal_start, None, 0, parsed.newlines, parsed.quotes, parsed.error)
+    table = parsed.table
+    rows = table.num_rows
     combined = combine(table) if worth_combining(table) else None
     table, hashes = combined or (table, song_hashes(table["song"]))
     table, bucket_offsets = split_by_bucket(table, hashes, plan.buckets)
@@ -174,7 +176,7 @@ def _map_block(plan: FilePlan, nominal_start: int, nominal_end: int, scratch_url
         for bucket in range(plan.buckets):
             part = table.slice(bucket_offsets[bucket], bucket_offsets[bucket + 1] - bucket_offsets[bucket])
             writer.write_batch(pa.RecordBatch.from_arrays([column.combine_chunks() for column in part.columns], schema=SCHEMA))
-    return _BlockResult(nominal_start, url, rows, newlines, quotes, None)
+    return _BlockResult(nominal_start, url, rows, parsed.newlines, parsed.quotes, None)
 
 
 def _run_map(client: Client, plan: FilePlan, scratch_url: str) -> list[_BlockResult]:
