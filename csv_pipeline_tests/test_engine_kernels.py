@@ -168,9 +168,12 @@ def test_each_call_sees_only_its_own_rows():
         )
 
 
-def test_combine_sums_per_song_and_day_with_the_partition_hash():
+@pytest.mark.parametrize("song_count, day_count", [(21, 5), (5000, 400)])  # a dense grid of totals; sorted rows
+def test_combine_sums_per_song_and_day_with_the_partition_hash(song_count, day_count):
     rng = random.Random(13)
-    rows = [(rng.choice(TRICKY_SONGS), rng.choice(DAYS), rng.randrange(1000)) for _ in range(20_000)]
+    songs = TRICKY_SONGS + [f"song {n}" for n in range(song_count - len(TRICKY_SONGS))]
+    days = [datetime.date(1994, 8, 8) + datetime.timedelta(days=d) for d in range(day_count)]
+    rows = [(rng.choice(songs), rng.choice(days), rng.randrange(1000)) for _ in range(20_000)]
     combined, hashes = combine(table_of(rows))
     expected: dict[tuple[str, datetime.date], int] = {}
     for song, day, plays in rows:
@@ -182,4 +185,6 @@ def test_combine_sums_per_song_and_day_with_the_partition_hash():
 
 def test_combine_leaves_a_block_whose_total_passes_64_bits_to_the_reduce():
     day = datetime.date(2020, 1, 1)
-    assert combine(table_of([("big", day, MAX_INT64), ("big", day, 1)])) is None
+    assert combine(table_of([("big", day, MAX_INT64), ("big", day, 1)])) is None  # dense grid
+    spread = [(f"song {n}", day + datetime.timedelta(days=n), 1) for n in range(100)]
+    assert combine(table_of(spread + [("big", day, MAX_INT64), ("big", day, 1)])) is None  # sorted rows

@@ -554,56 +554,86 @@ struct BucketTotals {
     }
     int32_t day(uint64_t key) const { return first_day + static_cast<int32_t>(key & ((uint64_t{1} << day_bits) - 1)); }
 
-    void sort(const int32_t* days, const int64_t* plays) {
+    // The dictionary and the day range; false when there are no rows.
+    bool prepare(const int32_t* days) {
         const auto n = static_cast<size_t>(strings.count);
         entries.clear();  // the thread's array may still hold the last call's rows
-        if (n == 0) return;
+        if (n == 0) return false;
         songs.build(strings);
         const auto [low, high] = std::minmax_element(days, days + n);
         first_day = *low;
         day_span = static_cast<int64_t>(*high) - first_day + 1;
         while ((int64_t{1} << day_bits) < day_span) ++day_bits;
-        int rank_bits = 0;
-        while ((size_t{1} << rank_bits) < songs.by_rank.size()) ++rank_bits;
-        std::vector<size_t> song_bound(songs.songs.size());
-        for (size_t code = 0; code < song_bound.size(); ++code)  // quoting at most doubles a song, plus 2
-            song_bound[code] = 2 * static_cast<size_t>(songs.songs[code].length) + 2;
-        entries.resize(n);
-        for (size_t row = 0; row < n; ++row) {
-            const uint32_t code = songs.code_of_row[row];
-            entries[row] = {(uint64_t{songs.rank[code]} << day_bits) | static_cast<uint64_t>(days[row] - first_day), plays[row]};
-            body_bound += song_bound[code];
-        }
-        body_bound += n * (1 + kDateLength + 1 + kMaxDecimalLength + 1) + 32;  // + room for the last fixed-size stores
-        sort_entries(entries, rank_bits + day_bits);
-    }
-
-    // For ``combine``: how many (song, day) groups there are and how many song bytes they
-    // hold; false when a total does not fit in 64 bits.
-    bool measure_groups(size_t& groups, size_t& group_song_bytes) const {
-        groups = group_song_bytes = 0;
-        for (size_t i = 0; i < entries.size();) {
-            const uint64_t key = entries[i].key;
-            uint64_t total = 0;
-            for (; i < entries.size() && entries[i].key == key; ++i) {
-                total += static_cast<uint64_t>(entries[i].plays);
-                if (total > kMaxInt64) return false;
-            }
-            ++groups;
-            group_song_bytes += static_cast<size_t>(songs.songs[songs.by_rank[key >> day_bits]].length);
-        }
         return true;
     }
 
-    // One row per (song, day), as Arrow columns, with each row's song hash.
-    void emit_groups(int32_t* offsets, uint8_t* data, int32_t* days, int64_t* totals, uint64_t* hashes) const {
-        size_t group = 0, bytes = 0;
-        offsets[0] = 0;
-        uint64_t song = ~uint64_t{0}, hash = 0;
-        for (size_t i = 0; i < entries.size(); ++group) {
+    uint64_t key_of(size_t row, const int32_t* days) const {
+        return (uint64_t{songs.rank[songs.code_of_row[row]]} << day_bits) | static_cast<uint64_t>(days[row] - first_day);
+    }
+
+    // Every row as an entry, sorted by (song, day), and the rendered size bound.
+    void sort(const int32_t* days, const int64_t* plays) {
+        if (!prepare(days)) return;
+        const auto n = static_cast<size_t>(strings.count);
+        entries.resize(n);
+        for (size_t row = 0; row < n; ++row) {
+            entries[row] = {key_of(row, days), plays[row]};
+            body_bound += 2 * static_cast<size_t>(strings.length(row)) + 2;  // quoting at most doubles a song, plus 2
+        }
+        body_bound += n * (1 + kDateLength + 1 + kMaxDecimalLength + 1) + 32;  // + room for the last fixed-size stores
+        int rank_bits = 0;
+        while ((size_t{1} << rank_bits) < songs.by_rank.size()) ++rank_bits;
+        sort_entries(entries, rank_bits + day_bits);
+    }
+
+    // For ``combine``: one entry per (song, day) with its total, sorted; false when a total
+    // does not fit in 64 bits. When the (song, day) grid is no larger than the rows, the
+    // totals add up in place in a dense grid (no sort); otherwise sorted rows are summed.
+    bool sum_groups(const int32_t* days, const int64_t* plays) {
+        if (!prepare(days)) return true;
+        const auto n = static_cast<size_t>(strings.count);
+        const size_t cells = songs.songs.size() * static_cast<size_t>(day_span);
+        if (cells <= n) {
+            std::vector<Entry>& grid = workspace().scratch;  // key: rows seen, plays: total
+            grid.assign(cells, Entry{0, 0});
+            for (size_t row = 0; row < n; ++row) {
+                Entry& cell = grid[songs.rank[songs.code_of_row[row]] * static_cast<size_t>(day_span) + (days[row] - first_day)];
+                cell.key += 1;
+                if (__builtin_add_overflow(cell.plays, plays[row], &cell.plays)) return false;
+            }
+            for (size_t c = 0; c < cells; ++c) {
+                if (!grid[c].key) continue;
+                const uint64_t rank = c / static_cast<size_t>(day_span), day_offset = c % static_cast<size_t>(day_span);
+                entries.push_back({(rank << day_bits) | day_offset, grid[c].plays});
+            }
+            return true;
+        }
+        sort(days, plays);
+        size_t groups = 0;
+        for (size_t i = 0; i < entries.size(); ++groups) {
             const uint64_t key = entries[i].key;
             int64_t total = 0;
-            for (; i < entries.size() && entries[i].key == key; ++i) total += entries[i].plays;
+            for (; i < entries.size() && entries[i].key == key; ++i)
+                if (__builtin_add_overflow(total, entries[i].plays, &total)) return false;
+            entries[groups] = {key, total};
+        }
+        entries.resize(groups);
+        return true;
+    }
+
+    size_t group_song_bytes() const {
+        size_t bytes = 0;
+        for (const Entry& group : entries) bytes += static_cast<size_t>(songs.songs[songs.by_rank[group.key >> day_bits]].length);
+        return bytes;
+    }
+
+    // The groups of ``sum_groups`` as Arrow columns, with each row's song hash.
+    void emit_groups(int32_t* offsets, uint8_t* data, int32_t* days, int64_t* totals, uint64_t* hashes) const {
+        size_t bytes = 0;
+        offsets[0] = 0;
+        uint64_t song = ~uint64_t{0}, hash = 0;
+        for (size_t group = 0; group < entries.size(); ++group) {
+            const uint64_t key = entries[group].key;
             const SongDictionary::Song& entry = songs.songs[songs.by_rank[key >> day_bits]];
             const auto length = static_cast<size_t>(entry.length);
             if (key >> day_bits != song) {
@@ -614,7 +644,7 @@ struct BucketTotals {
             bytes += length;
             offsets[group + 1] = static_cast<int32_t>(bytes);
             days[group] = day(key);
-            totals[group] = total;
+            totals[group] = entries[group].plays;
             hashes[group] = hash;
         }
     }
@@ -710,8 +740,8 @@ PyObject* combine(PyObject*, PyObject* args) {
     size_t groups = 0, song_bytes = 0;
     bool fits;
     Py_BEGIN_ALLOW_THREADS
-    totals.sort(days.as<int32_t>(), plays.as<int64_t>());
-    fits = totals.measure_groups(groups, song_bytes);
+    fits = totals.sum_groups(days.as<int32_t>(), plays.as<int64_t>());
+    if (fits) groups = totals.entries.size(), song_bytes = totals.group_song_bytes();
     Py_END_ALLOW_THREADS
     if (!fits || song_bytes > INT32_MAX) Py_RETURN_NONE;
     const auto rows = static_cast<Py_ssize_t>(groups);
