@@ -1,9 +1,11 @@
 """fsspec access shared by every engine step, so a local path and an s3:// URL take one code path."""
 
+import mmap
 import posixpath
 
 import fsspec
 from fsspec import AbstractFileSystem
+from fsspec.implementations.local import LocalFileSystem
 
 
 def filesystem(url: str, storage_options: dict | None = None) -> tuple[AbstractFileSystem, str]:
@@ -20,6 +22,17 @@ def read_range(fs: AbstractFileSystem, path: str, start: int, end: int) -> bytes
     if end <= start:
         return b""
     return fs.cat_file(path, start=start, end=end)
+
+
+def map_range(fs: AbstractFileSystem, path: str, start: int, end: int) -> memoryview:
+    """Bytes [start, end) of a file without a copy where it is local (a read-only memory
+    map of the page cache), else as ``read_range``."""
+    if end <= start or not isinstance(fs, LocalFileSystem):
+        return memoryview(read_range(fs, path, start, end))
+    aligned = start - start % mmap.ALLOCATIONGRANULARITY
+    with open(path, "rb") as file:
+        mapped = mmap.mmap(file.fileno(), end - aligned, access=mmap.ACCESS_READ, offset=aligned)
+    return memoryview(mapped)[start - aligned :]  # the map lives as long as a view of it
 
 
 def open_output(url: str, storage_options: dict | None = None):
