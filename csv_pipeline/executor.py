@@ -43,7 +43,6 @@ from distributed import Client, LocalCluster, as_completed
 from csv_pipeline.settings import Settings
 
 CONNECT_TIMEOUT_SECONDS = 10
-LOCAL_DASHBOARD_PORT = 8787
 
 
 @dataclass(frozen=True)
@@ -168,12 +167,11 @@ def dask_executor_for(settings: Settings) -> ExecutorDefinition:
     """The cluster at ``DASK_SCHEDULER_ADDRESS``, else a local cluster sized to this machine.
 
     The local cluster is started per run inside the run's process: one single-threaded
-    worker per core, talking over in-process queues (no ports), its dashboard on
-    127.0.0.1:8787 (another free port when a second run's cluster is up at the same time).
-    Worker processes would cost every run several seconds to spawn them, import Dagster
-    and the code location in each, and shut them down, for no gain: the engine's work is
-    Arrow and numpy code that releases the GIL (measured on the 1 GB demo file: the same
-    aggregation time with threads as with processes, see BENCHMARKS.md).
+    worker per core, talking over in-process queues (no ports). Worker processes would cost
+    every run several seconds to spawn them, import Dagster and the code location in each,
+    and shut them down, for no gain: the engine's loops release the GIL. Its dashboard is
+    off unless ``CSV_PIPELINE_DASK_DASHBOARD`` names an address: starting it (Bokeh) costs
+    a run about 1.3 s, more than the whole aggregation of a small file.
     """
     if settings.dask_scheduler_address:
         cluster = {"existing": {"address": settings.dask_scheduler_address}}
@@ -182,7 +180,8 @@ def dask_executor_for(settings: Settings) -> ExecutorDefinition:
             "local": {
                 "processes": False,
                 "n_workers": os.cpu_count() or 1,
-                "dashboard_address": f"127.0.0.1:{LOCAL_DASHBOARD_PORT}",
+                "threads_per_worker": 1,
+                "dashboard_address": settings.dask_dashboard,
             }
         }
     return dask_executor.configured({"cluster": cluster}, name="dask")

@@ -24,6 +24,7 @@ class Settings:
     block_bytes: int
     bucket_bytes: int
     dask_scheduler_address: str | None
+    dask_dashboard: str | None  # host:port of a per-run local cluster's dashboard; None: no dashboard
     dagster_url: str
     dagster_home: str
     step_outputs: str | None  # where ops hand each other their small results; None: the instance's storage
@@ -39,6 +40,7 @@ class Settings:
             block_bytes=_positive_int(environ, "CSV_PIPELINE_BLOCK_BYTES", DEFAULT_BLOCK_BYTES),
             bucket_bytes=_positive_int(environ, "CSV_PIPELINE_BUCKET_BYTES", DEFAULT_BUCKET_BYTES),
             dask_scheduler_address=environ.get("DASK_SCHEDULER_ADDRESS") or None,
+            dask_dashboard=environ.get("CSV_PIPELINE_DASK_DASHBOARD") or None,
             dagster_url=environ.get("CSV_PIPELINE_DAGSTER_URL", "http://127.0.0.1:3000").rstrip("/"),
             dagster_home=os.path.abspath(environ.get("DAGSTER_HOME", "./.dagster_home")),
             step_outputs=absolute_url(environ["CSV_PIPELINE_STEP_OUTPUTS"]) if environ.get("CSV_PIPELINE_STEP_OUTPUTS") else None,

@@ -20,6 +20,7 @@ def test_nothing_set_gives_the_local_defaults(tmp_path, monkeypatch):
         block_bytes=32 << 20,
         bucket_bytes=32 << 20,
         dask_scheduler_address=None,
+        dask_dashboard=None,
         dagster_url="http://127.0.0.1:3000",
         dagster_home=str(tmp_path / ".dagster_home"),
         step_outputs=None,
@@ -36,6 +37,7 @@ def test_production_values_are_taken_as_given():
             "CSV_PIPELINE_DAGSTER_URL": "http://dagster:3000/",
             "DAGSTER_HOME": "/opt/dagster",
             "CSV_PIPELINE_STEP_OUTPUTS": "s3://plays/dagster-steps/",
+            "CSV_PIPELINE_DASK_DASHBOARD": "127.0.0.1:8787",
         }
     )
 
@@ -49,6 +51,7 @@ def test_production_values_are_taken_as_given():
     assert settings.dagster_url == "http://dagster:3000"
     assert settings.dagster_home == os.path.abspath("/opt/dagster")
     assert settings.step_outputs == "s3://plays/dagster-steps"
+    assert settings.dask_dashboard == "127.0.0.1:8787"
 
 
 def test_the_scratch_root_can_be_moved():
