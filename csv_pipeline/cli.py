@@ -1,6 +1,9 @@
 """The ``csv-pipeline`` command (SPEC section 6): one subcommand per module that holds it."""
 
 import argparse
+import logging
+import os
+import sys
 from collections.abc import Sequence
 
 from csv_pipeline.demo_command import add_demo_file_command
@@ -23,3 +26,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         add_command(subparsers)
     args = parser.parse_args(argv)
     return args.command(args)
+
+
+def run() -> None:
+    """The console script: ``main``, then exit without the interpreter's teardown.
+
+    Tearing down the modules and objects of Dagster, Dask and Arrow takes about a second
+    (measured) and does nothing for a command that has finished: its files are closed and
+    its instance disposed; only the standard streams and logging need flushing.
+    """
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    os._exit(code)
