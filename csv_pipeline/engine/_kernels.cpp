@@ -132,6 +132,12 @@ struct PlainRows {
     Py_ssize_t song_bytes = 0;
 };
 
+inline uint64_t load8(const uint8_t* p) {
+    uint64_t word;
+    std::memcpy(&word, p, 8);
+    return word;
+}
+
 bool parse_plain_rows(const uint8_t* p, const uint8_t* end, PlainRows& out) {
     out.offsets[0] = 0;
     while (p < end) {
@@ -140,27 +146,25 @@ bool parse_plain_rows(const uint8_t* p, const uint8_t* end, PlainRows& out) {
             continue;
         }
         const uint8_t* song = p;
-        bool ascii = true;
-        while (p < end && *p != ',') {
-            const uint8_t c = *p;
-            if (c == '\n' || c == '"' || c == '\r') return false;
-            ascii &= c < 0x80;
-            ++p;
-        }
+        uint8_t high = 0;
+        for (; p < end && *p != ',' && *p != '\n' && *p != '"' && *p != '\r'; ++p) high |= *p;
+        const bool ascii = high < 0x80;
         const size_t song_len = static_cast<size_t>(p - song);
-        if (p == end || song_len == 0 || (!ascii && !valid_utf8(song, song_len))) return false;
+        if (p == end || *p != ',' || song_len == 0 || (!ascii && !valid_utf8(song, song_len))) return false;
         ++p;
         if (end - p < 11 || p[10] != ',' || !parse_date(p, out.days[out.rows])) return false;
         p += 11;
         const uint8_t* digits = p;
         uint64_t value = 0;
-        while (p < end && *p != '\n') {
-            const unsigned d = digit(*p);
-            if (d > 9 || value > (kMaxInt64 - d) / 10) return false;
-            value = value * 10 + d;
-            ++p;
+        for (unsigned d; p < end && (d = digit(*p)) <= 9; ++p) value = value * 10 + d;  // may wrap: checked below
+        if (p == digits || (p < end && *p != '\n')) return false;
+        if (p - digits >= 19) {  // could exceed int64: redo with checks
+            value = 0;
+            for (const uint8_t* q = digits; q < p; ++q) {
+                if (value > (kMaxInt64 - digit(*q)) / 10) return false;
+                value = value * 10 + digit(*q);
+            }
         }
-        if (p == digits) return false;
         if (p < end) ++p;  // the newline
         std::memcpy(out.songs + out.song_bytes, song, song_len);
         out.song_bytes += static_cast<Py_ssize_t>(song_len);
@@ -229,11 +233,13 @@ struct Strings {
     InBuffer offsets_buffer, data_buffer;
     const int32_t* offsets = nullptr;
     const uint8_t* data = nullptr;
+    const uint8_t* data_end = nullptr;
     Py_ssize_t count = 0;
     bool get(PyObject* offsets_object, PyObject* data_object) {
         if (!offsets_buffer.get(offsets_object) || !data_buffer.get(data_object)) return false;
         offsets = offsets_buffer.as<int32_t>();
         data = data_buffer.as<uint8_t>();
+        data_end = data + data_buffer.view.len;
         count = offsets_buffer.count(4) - 1;
         if (count < 0) {
             PyErr_SetString(PyExc_ValueError, "string offsets must hold at least one value");
@@ -368,7 +374,10 @@ struct SongDictionary {
     std::vector<uint32_t> rank;  // of each code
     std::vector<uint32_t> by_rank;  // code of each rank
 
-    static uint64_t head_of(const uint8_t* s, size_t length) {
+    // The first 8 bytes of a song, zero padded: one unaligned load and a mask where the
+    // buffer has 8 bytes left, which is every song but the last few.
+    static uint64_t head_of(const uint8_t* s, size_t length, const uint8_t* end) {
+        if (end - s >= 8) return length >= 8 ? load8(s) : load8(s) & ((uint64_t{1} << (8 * length)) - 1);
         uint64_t head = 0;
         std::memcpy(&head, s, std::min<size_t>(length, 8));
         return head;
@@ -400,7 +409,7 @@ struct SongDictionary {
         for (size_t row = 0; row < n; ++row) {
             const uint8_t* song = strings.at(row);
             const size_t length = strings.length(row);
-            const uint64_t head = head_of(song, length);
+            const uint64_t head = head_of(song, length, strings.data_end);
             const uint64_t tag = length < 8 ? head | (uint64_t{length} << 56) : head;
             const uint32_t hash = hash_of(tag, song, length);
             size_t slot = hash & mask;

@@ -26,7 +26,7 @@ def split_by_bucket(table: pa.Table, hashes: np.ndarray, buckets: int) -> tuple[
     return kernels.partition(table, hashes, buckets)
 
 
-def worth_combining(table: pa.Table, sample_rows: int = 1 << 16) -> bool:
+def worth_combining(table: pa.Table, sample_rows: int = 1 << 14) -> bool:
     """Whether summing equal (song, date) rows within the block would at least halve it.
 
     Low-cardinality files collapse by orders of magnitude, files where almost every
