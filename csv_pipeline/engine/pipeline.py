@@ -1,10 +1,12 @@
 """The three engine steps and the Dask tasks behind them.
 
 Map (one task per byte-range block): read, parse and validate the rows, fold equal
-(song, date) rows when that pays, hash-partition by song into buckets, write one Arrow
-IPC file per block with one record batch per bucket to the scratch directory.
-Reduce (one task per bucket): read that bucket's batch from every block file, sum and
-sort, render the CSV lines into a scratch file, decide where shards are cut.
+(song, date) rows when that pays, hash-partition by song into buckets, write one scratch
+file per block: each bucket's rows as one Arrow IPC record batch message, one after the
+other, their byte offsets returned to the client.
+Reduce (one task per bucket): read that bucket's byte range of every block file (no file
+footers or schemas to parse, which would cost blocks x buckets), sum and sort, render the
+CSV lines into a scratch file, decide where shards are cut.
 Write: number the pieces in bucket order and move or copy them to ``part-NNNNN.csv``;
 ``_SUCCESS`` goes last. Peak memory is a few blocks and buckets per worker, whatever the
 file size; the scratch directory holds the data in between.
@@ -152,6 +154,7 @@ def inspect_file(
 class _BlockResult:
     nominal_start: int
     url: str | None
+    bucket_offsets: np.ndarray | None  # where each bucket's message starts in the file, then the end
     rows: int
     newlines: int
     quotes: int
@@ -165,18 +168,21 @@ def _map_block(plan: FilePlan, nominal_start: int, nominal_end: int, scratch_url
     parsed = parse_block(data, plan.file_name)
     del data
     if parsed.error is not None:
-        return _BlockResult(nominal_start, None, 0, parsed.newlines, parsed.quotes, parsed.error)
+        return _BlockResult(nominal_start, None, None, 0, parsed.newlines, parsed.quotes, parsed.error)
     table = parsed.table
     rows = table.num_rows
     combined = combine(table) if worth_combining(table) else None
     table, hashes = combined or (table, song_hashes(table["song"]))
     table, bucket_offsets = split_by_bucket(table, hashes, plan.buckets)
-    url = storage.join(scratch_url, "blocks", f"{start:016d}.arrow")
-    with storage.open_output(url, plan.storage_options) as out, ipc.new_file(out, SCHEMA) as writer:
+    url = storage.join(scratch_url, "blocks", f"{start:016d}.arrows")
+    message_offsets = [0]
+    with storage.open_output(url, plan.storage_options) as out:
         for bucket in range(plan.buckets):
             part = table.slice(bucket_offsets[bucket], bucket_offsets[bucket + 1] - bucket_offsets[bucket])
-            writer.write_batch(pa.RecordBatch.from_arrays([column.combine_chunks() for column in part.columns], schema=SCHEMA))
-    return _BlockResult(nominal_start, url, rows, parsed.newlines, parsed.quotes, None)
+            message = pa.RecordBatch.from_arrays([column.combine_chunks() for column in part.columns], schema=SCHEMA).serialize()
+            out.write(message)
+            message_offsets.append(message_offsets[-1] + message.size)
+    return _BlockResult(nominal_start, url, np.array(message_offsets), rows, parsed.newlines, parsed.quotes, None)
 
 
 def _run_map(client: Client, plan: FilePlan, scratch_url: str) -> list[_BlockResult]:
@@ -210,11 +216,10 @@ def aggregate(
         if block.error is not None:
             raise replace_line(block.error, lines_before + block.error.line)
         lines_before += block.newlines
-    block_urls = [block.url for block in blocks]
     futures = client.map(
         _reduce_bucket,
         range(plan.buckets),
-        [block_urls] * plan.buckets,
+        [[(block.url, *block.bucket_offsets[bucket : bucket + 2]) for block in blocks] for bucket in range(plan.buckets)],
         [scratch_url] * plan.buckets,
         [plan.storage_options] * plan.buckets,
         [max_shard_bytes] * plan.buckets,
@@ -231,14 +236,14 @@ def replace_line(error: InvalidFileError, line: int) -> InvalidFileError:
 
 
 def _reduce_bucket(
-    bucket: int, block_urls: list[str], scratch_url: str, storage_options: dict, max_shard_bytes: int
+    bucket: int, pieces: list[tuple[str, int, int]], scratch_url: str, storage_options: dict, max_shard_bytes: int
 ) -> BucketResult:
+    """Sum, sort and render one bucket from its (block file, start, end) pieces."""
     reuse_freed_memory()
     batches = []
-    for url in block_urls:
+    for url, start, end in pieces:
         fs, path = storage.filesystem(url, storage_options)
-        with fs.open(path, "rb") as source:
-            batches.append(ipc.open_file(source).get_batch(bucket))
+        batches.append(ipc.read_record_batch(pa.py_buffer(storage.map_range(fs, path, int(start), int(end))), SCHEMA))
     rendered = sum_sort_render(pa.Table.from_batches(batches, SCHEMA))
     del batches
     url = storage.join(scratch_url, "buckets", f"{bucket:05d}.csv")
