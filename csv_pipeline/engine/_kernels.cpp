@@ -693,19 +693,29 @@ struct BucketTotals {
     }
 };
 
-PyObject* sum_sort_render(PyObject*, PyObject* args) {
-    PyObject *offsets_object, *data_object, *days_object, *plays_object;
-    if (!PyArg_ParseTuple(args, "OOOO", &offsets_object, &data_object, &days_object, &plays_object)) return nullptr;
+// The (song offsets, song bytes, days, plays) arguments of a call, checked.
+struct RowColumns {
     Strings strings;
     InBuffer days, plays;
-    if (!strings.get(offsets_object, data_object) || !days.get(days_object) || !plays.get(plays_object)) return nullptr;
-    if (days.count(4) != strings.count || plays.count(8) != strings.count || strings.count > UINT32_MAX) {
-        PyErr_SetString(PyExc_ValueError, "sum_sort_render: columns of different lengths or too many rows");
-        return nullptr;
+    bool get(PyObject* args, const char* function) {
+        PyObject *offsets_object, *data_object, *days_object, *plays_object;
+        if (!PyArg_ParseTuple(args, "OOOO", &offsets_object, &data_object, &days_object, &plays_object)) return false;
+        if (!strings.get(offsets_object, data_object) || !days.get(days_object) || !plays.get(plays_object)) return false;
+        if (days.count(4) != strings.count || plays.count(8) != strings.count || strings.count > UINT32_MAX) {
+            PyErr_Format(PyExc_ValueError, "%s: columns of different lengths or too many rows", function);
+            return false;
+        }
+        return true;
     }
+};
+
+PyObject* sum_sort_render(PyObject*, PyObject* args) {
+    RowColumns rows;
+    if (!rows.get(args, "sum_sort_render")) return nullptr;
+    const Strings& strings = rows.strings;
     BucketTotals totals{strings};
     Py_BEGIN_ALLOW_THREADS
-    totals.sort(days.as<int32_t>(), plays.as<int64_t>());
+    totals.sort(rows.days.as<int32_t>(), rows.plays.as<int64_t>());
     Py_END_ALLOW_THREADS
     PyObject* body = new_bytes(static_cast<Py_ssize_t>(totals.body_bound));
     PyObject* line_offsets = new_bytes((strings.count + 1) * 8);
@@ -736,29 +746,23 @@ PyObject* sum_sort_render(PyObject*, PyObject* args) {
 // The rows of a block summed per (song, day), with each row's song hash; None when a total
 // would not fit in 64 bits (the reduce then finds and reports it exactly).
 PyObject* combine(PyObject*, PyObject* args) {
-    PyObject *offsets_object, *data_object, *days_object, *plays_object;
-    if (!PyArg_ParseTuple(args, "OOOO", &offsets_object, &data_object, &days_object, &plays_object)) return nullptr;
-    Strings strings;
-    InBuffer days, plays;
-    if (!strings.get(offsets_object, data_object) || !days.get(days_object) || !plays.get(plays_object)) return nullptr;
-    if (days.count(4) != strings.count || plays.count(8) != strings.count || strings.count > UINT32_MAX) {
-        PyErr_SetString(PyExc_ValueError, "combine: columns of different lengths or too many rows");
-        return nullptr;
-    }
+    RowColumns rows;
+    if (!rows.get(args, "combine")) return nullptr;
+    const Strings& strings = rows.strings;
     BucketTotals totals{strings};
     size_t groups = 0, song_bytes = 0;
     bool fits;
     Py_BEGIN_ALLOW_THREADS
-    fits = totals.sum_groups(days.as<int32_t>(), plays.as<int64_t>());
+    fits = totals.sum_groups(rows.days.as<int32_t>(), rows.plays.as<int64_t>());
     if (fits) groups = totals.entries.size(), song_bytes = totals.group_song_bytes();
     Py_END_ALLOW_THREADS
     if (!fits || song_bytes > INT32_MAX) Py_RETURN_NONE;
-    const auto rows = static_cast<Py_ssize_t>(groups);
-    PyObject* out_offsets = new_bytes((rows + 1) * 4);
+    const auto count = static_cast<Py_ssize_t>(groups);
+    PyObject* out_offsets = new_bytes((count + 1) * 4);
     PyObject* out_songs = new_bytes(static_cast<Py_ssize_t>(song_bytes));
-    PyObject* out_days = new_bytes(rows * 4);
-    PyObject* out_totals = new_bytes(rows * 8);
-    PyObject* out_hashes = new_bytes(rows * 8);
+    PyObject* out_days = new_bytes(count * 4);
+    PyObject* out_totals = new_bytes(count * 8);
+    PyObject* out_hashes = new_bytes(count * 8);
     if (!out_offsets || !out_songs || !out_days || !out_totals || !out_hashes) {
         Py_XDECREF(out_offsets), Py_XDECREF(out_songs), Py_XDECREF(out_days), Py_XDECREF(out_totals),
             Py_XDECREF(out_hashes);
@@ -768,7 +772,7 @@ PyObject* combine(PyObject*, PyObject* args) {
     totals.emit_groups(bytes_data<int32_t>(out_offsets), bytes_data<uint8_t>(out_songs), bytes_data<int32_t>(out_days),
                        bytes_data<int64_t>(out_totals), bytes_data<uint64_t>(out_hashes));
     Py_END_ALLOW_THREADS
-    return Py_BuildValue("nNNNNN", rows, out_offsets, out_songs, out_days, out_totals, out_hashes);
+    return Py_BuildValue("nNNNNN", count, out_offsets, out_songs, out_days, out_totals, out_hashes);
 }
 
 PyMethodDef methods[] = {
