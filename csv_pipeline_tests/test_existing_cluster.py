@@ -34,6 +34,7 @@ REDUCE_TASK = "_reduce_bucket-"
 JOB_STEP = "process_inbox_file.play_totals."
 MAX_SHARD_BYTES = 200_000
 KILL_TIMEOUT_SECONDS = 120
+KILL_BLOCK_BYTES = 128 << 10  # small blocks: many map tasks, so a worker can be killed while they run
 JOB_TIMEOUT_SECONDS = 300
 # Dask's own connect timeout is 30 s; the run must give up well before that.
 FAIL_FAST_SECONDS = 20
@@ -51,7 +52,8 @@ def small_file(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def larger_file(tmp_path_factory) -> Path:
-    """30 MB of plays: with 1 MiB blocks the map phase takes a few seconds on two workers."""
+    """30 MB of plays: with 128 KiB blocks (240 map tasks) the map phase lasts long enough on
+    two workers to kill one in the middle of it."""
     path = tmp_path_factory.mktemp("inbox") / "larger.csv"
     write_demo_file(str(path), 30_000_000, seed=12, progress=False)
     return path
@@ -109,7 +111,7 @@ def test_a_worker_killed_during_the_map_phase_changes_nothing_in_the_output(
     with Client(disposable_cluster.address) as client:
         names = {address: name for name, address in disposable_cluster.worker_names(client).items()}
         with get_task_stream(client) as stream, ThreadPoolExecutor(1) as background:
-            run = background.submit(run_engine, client, larger_file, tmp_path, block_bytes=1 << 20, bucket_bytes=1 << 20)
+            run = background.submit(run_engine, client, larger_file, tmp_path, block_bytes=KILL_BLOCK_BYTES, bucket_bytes=1 << 20)
             victim = wait_for_map_results_while_mapping(client)
             disposable_cluster.kill_worker(names[victim])
             manifest = run.result(timeout=KILL_TIMEOUT_SECONDS)
@@ -244,7 +246,7 @@ def test_the_job_succeeds_with_the_same_output_when_a_worker_is_killed_during_th
     with Client(disposable_cluster.address) as client:
         names = {address: name for name, address in disposable_cluster.worker_names(client).items()}
         with get_task_stream(client) as stream:
-            job = process_on_cluster(disposable_cluster.address, larger_file, tmp_path, block_bytes=1 << 20, bucket_bytes=1 << 20)
+            job = process_on_cluster(disposable_cluster.address, larger_file, tmp_path, block_bytes=KILL_BLOCK_BYTES, bucket_bytes=1 << 20)
             victim = wait_for_map_results_while_mapping(client)
             disposable_cluster.kill_worker(names[victim])
             result = finished(job)
