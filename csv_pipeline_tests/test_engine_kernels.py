@@ -8,8 +8,8 @@ import random
 import pyarrow as pa
 import pytest
 
-from csv_pipeline.engine.kernels import SCHEMA, parse_plain
-from csv_pipeline.engine.parse import parse_with_arrow
+from csv_pipeline.engine.kernels import SCHEMA
+from csv_pipeline.engine.parse import parse_plain, parse_with_arrow
 from csv_pipeline.engine.rules import MAX_INT64
 from csv_pipeline.engine.shuffle import combine, song_hashes, split_by_bucket
 from csv_pipeline.engine.totals import TotalOverflow, sum_sort_render

@@ -16,7 +16,8 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from csv_pipeline.engine.errors import InvalidFileError
-from csv_pipeline.engine.kernels import SCHEMA, parse_plain
+from csv_pipeline.engine import _kernels
+from csv_pipeline.engine.kernels import SCHEMA, table_of
 from csv_pipeline.engine.rules import first_invalid_row
 
 _READ = pacsv.ReadOptions(column_names=SCHEMA.names, use_threads=False, block_size=1 << 24)
@@ -54,6 +55,17 @@ def parse_block(data: bytes | memoryview, file_name: str) -> ParsedBlock:
         return ParsedBlock(parse_with_arrow(data, file_name, first_line=1), None, newlines, quotes)
     except InvalidFileError as error:
         return ParsedBlock(None, error, newlines, quotes)
+
+
+def parse_plain(data: bytes | memoryview) -> tuple[pa.Table, int] | None:
+    """The rows of a block in the plain form (``song,YYYY-MM-DD,digits``, LF line ends, no
+    quotes, CR or padding), all valid, and the block's newline count; None when any line
+    is in another form or invalid."""
+    parsed = _kernels.parse_plain(data)
+    if parsed is None:
+        return None
+    newlines, *columns = parsed
+    return table_of(*columns), newlines
 
 
 def parse_with_arrow(data: bytes, file_name: str, first_line: int) -> pa.Table:

@@ -8,7 +8,8 @@ whatever the cluster or block size.
 import numpy as np
 import pyarrow as pa
 
-from csv_pipeline.engine import kernels
+from csv_pipeline.engine import _kernels
+from csv_pipeline.engine.kernels import row_buffers, string_buffers, table_of
 
 _DAY_MIX = np.uint64(0x165667B19E3779F9)
 
@@ -17,13 +18,14 @@ def song_hashes(songs: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """A stable 64-bit hash of each song's bytes (the same on every machine)."""
     if isinstance(songs, pa.ChunkedArray):
         songs = songs.combine_chunks()
-    return kernels.hash_strings(songs)
+    return np.frombuffer(_kernels.hash_strings(*string_buffers(songs)), np.uint64)
 
 
 def split_by_bucket(table: pa.Table, hashes: np.ndarray, buckets: int) -> tuple[pa.Table, np.ndarray]:
     """Rows grouped by bucket (hash modulo ``buckets``; input order kept within a bucket)
     and each bucket's row offsets."""
-    return kernels.partition(table, hashes, buckets)
+    *grouped, bucket_offsets = _kernels.partition(*row_buffers(table), hashes, buckets)
+    return table_of(table.num_rows, *grouped), np.frombuffer(bucket_offsets, np.int64)
 
 
 def worth_combining(table: pa.Table, sample_rows: int = 1 << 14) -> bool:
@@ -58,4 +60,8 @@ def combine(table: pa.Table) -> tuple[pa.Table, np.ndarray] | None:
     One compiled pass: songs dictionary-encoded through a hash table, (song, day) keys
     radix-sorted, equal neighbours summed; only distinct songs are hashed.
     """
-    return kernels.combine(table)
+    combined = _kernels.combine(*row_buffers(table))
+    if combined is None:
+        return None
+    *grouped, hashes = combined
+    return table_of(*grouped), np.frombuffer(hashes, np.uint64)

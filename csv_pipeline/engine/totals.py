@@ -11,7 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from csv_pipeline.engine import kernels
+from csv_pipeline.engine import _kernels
+from csv_pipeline.engine.kernels import row_buffers
 
 
 class TotalOverflow(Exception):
@@ -40,7 +41,8 @@ def sum_sort_render(table: pa.Table) -> RenderedBucket:
     """Totals of a table of (song, date32, plays int64); TotalOverflow names the first
     (song, date) whose total passes 64 bits."""
     try:
-        return RenderedBucket(*kernels.sum_sort_render(table))
+        body, line_offsets, song_starts = _kernels.sum_sort_render(*row_buffers(table))
     except OverflowError as overflow:
         song, day = overflow.args
         raise TotalOverflow(song.decode("utf-8"), day) from None
+    return RenderedBucket(body, np.frombuffer(line_offsets, np.int64), np.frombuffer(song_starts, np.int64))
