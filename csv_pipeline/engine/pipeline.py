@@ -153,7 +153,7 @@ def inspect_file(
 @dataclass(frozen=True)
 class _BlockResult:
     nominal_start: int
-    url: str | None
+    path: str | None  # of the block's file on the scratch filesystem
     bucket_offsets: np.ndarray | None  # where each bucket's message starts in the file, then the end
     rows: int
     newlines: int
@@ -182,7 +182,8 @@ def _map_block(plan: FilePlan, nominal_start: int, nominal_end: int, scratch_url
             message = pa.RecordBatch.from_arrays([column.combine_chunks() for column in part.columns], schema=SCHEMA).serialize()
             out.write(message)
             message_offsets.append(message_offsets[-1] + message.size)
-    return _BlockResult(nominal_start, url, np.array(message_offsets), rows, parsed.newlines, parsed.quotes, None)
+    _, block_path = storage.filesystem(url, plan.storage_options)
+    return _BlockResult(nominal_start, block_path, np.array(message_offsets), rows, parsed.newlines, parsed.quotes, None)
 
 
 def _run_map(client: Client, plan: FilePlan, scratch_url: str) -> list[_BlockResult]:
@@ -219,7 +220,7 @@ def aggregate(
     futures = client.map(
         _reduce_bucket,
         range(plan.buckets),
-        [[(block.url, *block.bucket_offsets[bucket : bucket + 2]) for block in blocks] for bucket in range(plan.buckets)],
+        [[(block.path, *block.bucket_offsets[bucket : bucket + 2]) for block in blocks] for bucket in range(plan.buckets)],
         [scratch_url] * plan.buckets,
         [plan.storage_options] * plan.buckets,
         [max_shard_bytes] * plan.buckets,
@@ -238,12 +239,14 @@ def replace_line(error: InvalidFileError, line: int) -> InvalidFileError:
 def _reduce_bucket(
     bucket: int, pieces: list[tuple[str, int, int]], scratch_url: str, storage_options: dict, max_shard_bytes: int
 ) -> BucketResult:
-    """Sum, sort and render one bucket from its (block file, start, end) pieces."""
+    """Sum, sort and render one bucket from its (block file path, start, end) pieces, one per
+    block: the scratch filesystem is resolved once, not per piece (blocks x buckets calls)."""
     reuse_freed_memory()
-    batches = []
-    for url, start, end in pieces:
-        fs, path = storage.filesystem(url, storage_options)
-        batches.append(ipc.read_record_batch(pa.py_buffer(storage.map_range(fs, path, int(start), int(end))), SCHEMA))
+    fs, _ = storage.filesystem(scratch_url, storage_options)
+    batches = [
+        ipc.read_record_batch(pa.py_buffer(storage.map_range(fs, path, int(start), int(end))), SCHEMA)
+        for path, start, end in pieces
+    ]
     rendered = sum_sort_render(pa.Table.from_batches(batches, SCHEMA))
     del batches
     url = storage.join(scratch_url, "buckets", f"{bucket:05d}.csv")
