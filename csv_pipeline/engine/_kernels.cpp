@@ -36,6 +36,12 @@ struct InBuffer {
     Py_ssize_t count(size_t item) const { return view.len / static_cast<Py_ssize_t>(item); }
 };
 
+inline uint64_t load8(const uint8_t* p) {
+    uint64_t word;
+    std::memcpy(&word, p, 8);
+    return word;
+}
+
 // A bytes object that a loop fills without the GIL.
 PyObject* new_bytes(Py_ssize_t size) { return PyBytes_FromStringAndSize(nullptr, size); }
 template <typename T>
@@ -131,12 +137,6 @@ struct PlainRows {
     Py_ssize_t rows = 0;
     Py_ssize_t song_bytes = 0;
 };
-
-inline uint64_t load8(const uint8_t* p) {
-    uint64_t word;
-    std::memcpy(&word, p, 8);
-    return word;
-}
 
 bool parse_plain_rows(const uint8_t* p, const uint8_t* end, PlainRows& out) {
     out.offsets[0] = 0;
@@ -251,6 +251,23 @@ struct Strings {
     const uint8_t* at(Py_ssize_t i) const { return data + offsets[i]; }
 };
 
+// A table's columns as a call receives them: one tuple (song offsets, song bytes, days,
+// plays), checked for equal lengths.
+struct RowColumns {
+    Strings strings;
+    InBuffer days, plays;
+    bool get(PyObject* columns, const char* function) {
+        PyObject *offsets_object, *data_object, *days_object, *plays_object;
+        if (!PyArg_ParseTuple(columns, "OOOO", &offsets_object, &data_object, &days_object, &plays_object)) return false;
+        if (!strings.get(offsets_object, data_object) || !days.get(days_object) || !plays.get(plays_object)) return false;
+        if (days.count(4) != strings.count || plays.count(8) != strings.count || strings.count > UINT32_MAX) {
+            PyErr_Format(PyExc_ValueError, "%s: columns of different lengths or too many rows", function);
+            return false;
+        }
+        return true;
+    }
+};
+
 PyObject* hash_strings(PyObject*, PyObject* args) {
     PyObject *offsets_object, *data_object;
     if (!PyArg_ParseTuple(args, "OO", &offsets_object, &data_object)) return nullptr;
@@ -267,19 +284,17 @@ PyObject* hash_strings(PyObject*, PyObject* args) {
 
 // Rows grouped by bucket (hash modulo buckets), input order kept within a bucket.
 PyObject* partition(PyObject*, PyObject* args) {
-    PyObject *offsets_object, *data_object, *days_object, *plays_object, *hashes_object;
+    PyObject *columns, *hashes_object;
     Py_ssize_t buckets;
-    if (!PyArg_ParseTuple(args, "OOOOOn", &offsets_object, &data_object, &days_object, &plays_object,
-                          &hashes_object, &buckets))
-        return nullptr;
-    Strings songs;
-    InBuffer days, plays, hashes;
-    if (!songs.get(offsets_object, data_object) || !days.get(days_object) || !plays.get(plays_object) ||
-        !hashes.get(hashes_object))
-        return nullptr;
+    if (!PyArg_ParseTuple(args, "OOn", &columns, &hashes_object, &buckets)) return nullptr;
+    RowColumns rows;
+    InBuffer hashes;
+    if (!rows.get(columns, "partition") || !hashes.get(hashes_object)) return nullptr;
+    const Strings& songs = rows.strings;
+    const InBuffer &days = rows.days, &plays = rows.plays;
     const Py_ssize_t n = songs.count;
-    if (buckets < 1 || days.count(4) != n || plays.count(8) != n || hashes.count(8) != n) {
-        PyErr_SetString(PyExc_ValueError, "partition: columns of different lengths or no buckets");
+    if (buckets < 1 || hashes.count(8) != n) {
+        PyErr_SetString(PyExc_ValueError, "partition: a hash per row and at least one bucket are needed");
         return nullptr;
     }
     std::vector<uint32_t> bucket_of(n);
@@ -550,7 +565,6 @@ struct BucketTotals {
     int32_t first_day = 0;
     int64_t day_span = 0;
     int day_bits = 0;
-    size_t body_bound = 0;  // bytes the lines take at most
     // Filled by render:
     size_t body_length = 0, lines = 0, song_count = 0;
     bool overflow = false;
@@ -580,16 +594,12 @@ struct BucketTotals {
         return (uint64_t{songs.rank[songs.code_of_row[row]]} << day_bits) | static_cast<uint64_t>(days[row] - first_day);
     }
 
-    // Every row as an entry, sorted by (song, day), and the rendered size bound.
+    // Every row as an entry, sorted by (song, day).
     void sort(const int32_t* days, const int64_t* plays) {
         if (!prepare(days)) return;
         const auto n = static_cast<size_t>(strings.count);
         entries.resize(n);
-        for (size_t row = 0; row < n; ++row) {
-            entries[row] = {key_of(row, days), plays[row]};
-            body_bound += 2 * static_cast<size_t>(strings.length(row)) + 2;  // quoting at most doubles a song, plus 2
-        }
-        body_bound += n * (1 + kDateLength + 1 + kMaxDecimalLength + 1) + 32;  // + room for the last fixed-size stores
+        for (size_t row = 0; row < n; ++row) entries[row] = {key_of(row, days), plays[row]};
         int rank_bits = 0;
         while ((size_t{1} << rank_bits) < songs.by_rank.size()) ++rank_bits;
         sort_entries(entries, rank_bits + day_bits);
@@ -693,31 +703,21 @@ struct BucketTotals {
     }
 };
 
-// The (song offsets, song bytes, days, plays) arguments of a call, checked.
-struct RowColumns {
-    Strings strings;
-    InBuffer days, plays;
-    bool get(PyObject* args, const char* function) {
-        PyObject *offsets_object, *data_object, *days_object, *plays_object;
-        if (!PyArg_ParseTuple(args, "OOOO", &offsets_object, &data_object, &days_object, &plays_object)) return false;
-        if (!strings.get(offsets_object, data_object) || !days.get(days_object) || !plays.get(plays_object)) return false;
-        if (days.count(4) != strings.count || plays.count(8) != strings.count || strings.count > UINT32_MAX) {
-            PyErr_Format(PyExc_ValueError, "%s: columns of different lengths or too many rows", function);
-            return false;
-        }
-        return true;
-    }
-};
-
 PyObject* sum_sort_render(PyObject*, PyObject* args) {
+    PyObject* columns;
+    if (!PyArg_ParseTuple(args, "O", &columns)) return nullptr;
     RowColumns rows;
-    if (!rows.get(args, "sum_sort_render")) return nullptr;
+    if (!rows.get(columns, "sum_sort_render")) return nullptr;
     const Strings& strings = rows.strings;
     BucketTotals totals{strings};
     Py_BEGIN_ALLOW_THREADS
     totals.sort(rows.days.as<int32_t>(), rows.plays.as<int64_t>());
     Py_END_ALLOW_THREADS
-    PyObject* body = new_bytes(static_cast<Py_ssize_t>(totals.body_bound));
+    // At most one line per row: quoting at most doubles a song and adds 2; room at the end
+    // for render's fixed-size stores.
+    const Py_ssize_t song_bytes = strings.count ? strings.offsets[strings.count] - strings.offsets[0] : 0;
+    const auto line_rest = static_cast<Py_ssize_t>(2 + 1 + kDateLength + 1 + kMaxDecimalLength + 1);
+    PyObject* body = new_bytes(2 * song_bytes + strings.count * line_rest + 32);
     PyObject* line_offsets = new_bytes((strings.count + 1) * 8);
     PyObject* song_starts = new_bytes(static_cast<Py_ssize_t>(totals.songs.songs.size()) * 8);
     if (!body || !line_offsets || !song_starts) {
@@ -746,8 +746,10 @@ PyObject* sum_sort_render(PyObject*, PyObject* args) {
 // The rows of a block summed per (song, day), with each row's song hash; None when a total
 // would not fit in 64 bits (the reduce then finds and reports it exactly).
 PyObject* combine(PyObject*, PyObject* args) {
+    PyObject* columns;
+    if (!PyArg_ParseTuple(args, "O", &columns)) return nullptr;
     RowColumns rows;
-    if (!rows.get(args, "combine")) return nullptr;
+    if (!rows.get(columns, "combine")) return nullptr;
     const Strings& strings = rows.strings;
     BucketTotals totals{strings};
     size_t groups = 0, song_bytes = 0;
@@ -780,11 +782,11 @@ PyMethodDef methods[] = {
      "parse_plain(data) -> (newlines, rows, offsets, songs, days, plays) or None when the block is not plain."},
     {"hash_strings", hash_strings, METH_VARARGS, "hash_strings(offsets, data) -> uint64 hash of each string."},
     {"partition", partition, METH_VARARGS,
-     "partition(offsets, data, days, plays, hashes, buckets) -> the columns grouped by bucket, and bucket row offsets."},
+     "partition((offsets, data, days, plays), hashes, buckets) -> the columns grouped by bucket, and bucket row offsets."},
     {"combine", combine, METH_VARARGS,
-     "combine(offsets, data, days, plays) -> (rows, offsets, songs, days, totals, hashes) or None on a 64-bit overflow."},
+     "combine((offsets, data, days, plays)) -> (rows, offsets, songs, days, totals, hashes) or None on a 64-bit overflow."},
     {"sum_sort_render", sum_sort_render, METH_VARARGS,
-     "sum_sort_render(offsets, data, days, plays) -> (csv body, line offsets, first line of each song)."},
+     "sum_sort_render((offsets, data, days, plays)) -> (csv body, line offsets, first line of each song)."},
     {nullptr, nullptr, 0, nullptr},
 };
 

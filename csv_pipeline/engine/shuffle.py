@@ -24,7 +24,7 @@ def song_hashes(songs: pa.Array | pa.ChunkedArray) -> np.ndarray:
 def split_by_bucket(table: pa.Table, hashes: np.ndarray, buckets: int) -> tuple[pa.Table, np.ndarray]:
     """Rows grouped by bucket (hash modulo ``buckets``; input order kept within a bucket)
     and each bucket's row offsets."""
-    *grouped, bucket_offsets = _kernels.partition(*row_buffers(table), hashes, buckets)
+    *grouped, bucket_offsets = _kernels.partition(row_buffers(table), hashes, buckets)
     return table_of(table.num_rows, *grouped), np.frombuffer(bucket_offsets, np.int64)
 
 
@@ -60,7 +60,7 @@ def combine(table: pa.Table) -> tuple[pa.Table, np.ndarray] | None:
     One compiled pass: songs dictionary-encoded through a hash table, (song, day) keys
     radix-sorted, equal neighbours summed; only distinct songs are hashed.
     """
-    combined = _kernels.combine(*row_buffers(table))
+    combined = _kernels.combine(row_buffers(table))
     if combined is None:
         return None
     *grouped, hashes = combined

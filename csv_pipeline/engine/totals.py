@@ -41,7 +41,7 @@ def sum_sort_render(table: pa.Table) -> RenderedBucket:
     """Totals of a table of (song, date32, plays int64); TotalOverflow names the first
     (song, date) whose total passes 64 bits."""
     try:
-        body, line_offsets, song_starts = _kernels.sum_sort_render(*row_buffers(table))
+        body, line_offsets, song_starts = _kernels.sum_sort_render(row_buffers(table))
     except OverflowError as overflow:
         song, day = overflow.args
         raise TotalOverflow(song.decode("utf-8"), day) from None
