@@ -21,8 +21,6 @@ from csv_pipeline.tags import FILE_TAG, VERSION_TAG
 ROWS = b"Song,Date,Number of Plays\nUmbrella,2020-01-01,100\n"
 
 
-
-
 class Daemon:
     """Evaluates the sensor tick after tick as the daemon does: cursor and partitions carried over."""
 

@@ -38,8 +38,6 @@ MATERIALIZATION_METADATA = {
 }
 
 
-
-
 def run_job(instance: DagsterInstance, play_files: PlayFiles, file_key: str, seed_fixture: str) -> JobExecutionResult:
     """Drop a seed file into the inbox under ``file_key`` and run its partition, as the sensor would."""
     path = Path(play_files.inbox) / file_key
