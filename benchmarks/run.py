@@ -1,4 +1,4 @@
-"""Side-by-side benchmark of ``csv-pipeline process`` and its peers (issue 4).
+"""Side-by-side benchmark of ``csv-pipeline process`` and its peers.
 
 Makes the input files with ``csv-pipeline demo-file`` (kept in ``--data-dir``, outside git,
 and reused while their size is right), then runs every engine on every file, one process at
@@ -13,7 +13,7 @@ went. Output folders are removed after each run; the input files stay.
 
 Files: ``demo`` (the replaced system's demo shape: ~46 M rows per GB, almost all distinct
 (Song, Date) pairs), ``low`` (10,000 songs x 30 days), ``tiny`` (1 KB, so a run is nearly all
-start-up and Dagster overhead). The peers are ``../shared/bench/peers.py``.
+start-up and Dagster overhead). The peers are in ``peers.py`` beside this script.
 """
 
 import argparse
@@ -44,7 +44,7 @@ SEED = 1
 LONGEST_DEMO_ROW = 23
 SAMPLE_SECONDS = 0.05  # RSS of the known members of the tree
 TREE_SCAN_SAMPLES = 5  # every 5th sample also looks for new descendants (a scan of all of /proc)
-DEFAULT_PEERS_SCRIPT = Path(__file__).resolve().parents[2] / "shared" / "bench" / "peers.py"
+DEFAULT_PEERS_SCRIPT = Path(__file__).resolve().parent / "peers.py"
 LIBRARIES = ("dagster", "dagster-dask", "dask", "distributed", "pyarrow", "numpy", "pandas", "polars", "duckdb")
 
 

@@ -9,7 +9,7 @@ from csv_pipeline_tests.shard_reading import totals_of
 
 pytest_plugins = ["csv_pipeline_tests.engine_fixtures"]
 
-SEEDS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "seed_fixtures"
+SEEDS = Path(__file__).resolve().parent / "fixtures"
 SEED_TOTALS = {
     ("In The End", "2020-01-01"): 1500,
     ("In The End", "2020-01-02"): 500,

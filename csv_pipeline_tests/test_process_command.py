@@ -14,7 +14,7 @@ from dagster import DagsterInstance, DagsterRunStatus
 from csv_pipeline.tags import FILE_TAG
 
 CSV_PIPELINE = Path(sys.executable).parent / "csv-pipeline"
-SEED_FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "data" / "seed_fixtures"
+SEED_FIXTURES = Path(__file__).resolve().parent / "fixtures"
 RESULT_KEYS = {"status", "run_id", "file", "output_files", "rows_in", "rows_out", "error"}
 
 

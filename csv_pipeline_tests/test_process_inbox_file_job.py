@@ -26,7 +26,7 @@ from csv_pipeline.partitions import inbox_files
 from csv_pipeline.resources import PlayFiles
 from csv_pipeline.tags import ERROR_TAG, FILE_TAG, MANIFEST_TAG, VERSION_TAG
 
-SEED_FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "data" / "seed_fixtures"
+SEED_FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SEED_TOTALS = [
     ["In The End", "2020-01-01", "1500"],
     ["In The End", "2020-01-02", "500"],

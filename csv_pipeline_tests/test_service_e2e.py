@@ -19,7 +19,7 @@ from csv_pipeline.graphql_client import NOT_FINISHED
 
 pytest_plugins = ["csv_pipeline_tests.service_fixtures"]
 
-SEED_FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "data" / "seed_fixtures"
+SEED_FIXTURES = Path(__file__).resolve().parent / "fixtures"
 RESULT_KEYS = {"status", "run_id", "file", "output_files", "rows_in", "rows_out", "error"}
 OUTPUT_HEADER = ["Song", "Date", "Total Number of Plays for Date"]
 SONGS = ["Umbrella", "In The End", "Hello, Goodbye", 'Say "Hi"', "Café del Mar", "Ünïcödé ♫", "Zebra", "apple"]
