@@ -51,7 +51,7 @@ PREVIEW_SCHEMA = TableSchema(
 )
 
 # Storage that is briefly unreachable or full, a lost Dask worker, an instance write while
-# PostgreSQL restarts: each op is tried again after about 5, 10, 20 and 40 s (±50 %), so a
+# PostgreSQL restarts: each op is tried again after about 5, 10, 20 and 40 s (±5 s), so a
 # minute-long outage is ridden out. A bad file or a missing input fails at once.
 TRANSIENT_RETRIES = RetryPolicy(max_retries=4, delay=5, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS)
 # Errors that may heal: I/O (OSError, including S3 through s3fs/aiohttp), botocore's own
@@ -184,10 +184,11 @@ def _cause(error: BaseException) -> str:
     code = getattr(error, "errno", None) or next((c for k, c in _ERRNO_OF.items() if isinstance(error, k)), None)
     if isinstance(error, OSError) and (error.strerror or code):
         text = error.strerror or os.strerror(code)
+    elif isinstance(error, OSError) and str(error).strip():
+        text = str(error).strip().splitlines()[0]
     else:
         lines = str(error).strip().splitlines()
-        name = "" if isinstance(error, OSError) and lines else f"{type(error).__name__}: " if lines else type(error).__name__
-        text = name + (lines[0] if lines else "")
+        text = f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
     return text.rstrip(".") + "."
 
 
