@@ -31,7 +31,8 @@ class OneLineErrorFormatter(logging.Formatter):
             # An error's message starts with its class path (dagster._core.definitions.events.Failure: ...).
             sentence = (user_failure.description if user_failure else None) or _CLASS_PATH.sub("", error.message.strip())
             # Dagster appends the error's display string after a blank line; keep what is before it.
-            record.msg = f"{record.getMessage().split(chr(10) * 2, 1)[0]} {sentence.splitlines()[0]}"
+            before_error = record.getMessage().split("\n\n", 1)[0]
+            record.msg = f"{before_error} {sentence.splitlines()[0]}"
             record.args = ()
         return super().format(record)
 
