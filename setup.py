@@ -22,6 +22,9 @@ setup(
         "dagster-graphql==1.13.27",
         "dagster-dask==0.29.27",
         "dagster-postgres==0.29.27",
+        # dagster-postgres connects through psycopg2 and builds `postgresql://` URLs; SQLAlchemy
+        # 2.1 maps that scheme to psycopg 3, so the documented storage config would not start.
+        "sqlalchemy==2.0.58",
         "dask[distributed]==2026.8.0",
         "distributed==2026.8.0",
         "pandas==3.1.1",

@@ -7,22 +7,31 @@ Between ops only small, picklable descriptions travel (``FilePlan``, ``Aggregati
 stays in the scratch directory.
 """
 
+import errno
+import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
+from botocore.exceptions import BotoCoreError
 from dagster import (
+    Backoff,
     Failure,
+    Jitter,
     MetadataValue,
     OpExecutionContext,
     Output,
+    RetryPolicy,
     TableColumn,
     TableRecord,
     TableSchema,
     graph_asset,
     op,
 )
-from distributed import worker_client
+from dagster_postgres.utils import DagsterPostgresException
+from distributed import KilledWorker, worker_client
+from distributed.comm import CommClosedError
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from csv_pipeline import engine
 from csv_pipeline.engine.storage import remove_tree
@@ -41,14 +50,42 @@ PREVIEW_SCHEMA = TableSchema(
     ]
 )
 
+# Storage that is briefly unreachable or full, a lost Dask worker, an instance write while
+# PostgreSQL restarts: each op is tried again after about 5, 10, 20 and 40 s (±5 s), so a
+# minute-long outage is ridden out. A bad file or a missing input fails at once.
+TRANSIENT_RETRIES = RetryPolicy(max_retries=4, delay=5, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS)
+# Errors that may heal: I/O (OSError, including S3 through s3fs/aiohttp), botocore's own
+# connection errors, the instance's database, the Dask cluster.
+_MAY_HEAL = (
+    OSError,
+    BotoCoreError,
+    OperationalError,
+    InterfaceError,
+    DagsterPostgresException,
+    KilledWorker,
+    CommClosedError,
+    TimeoutError,
+)
+# ...except these, which the same attempt would meet again.
+_CANNOT_HEAL = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
+_CANNOT_HEAL_ERRNOS = frozenset({errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOENT})
+# fsspec and s3fs raise some of these without an errno.
+_ERRNO_OF = {
+    FileNotFoundError: errno.ENOENT,
+    PermissionError: errno.EACCES,
+    IsADirectoryError: errno.EISDIR,
+    NotADirectoryError: errno.ENOTDIR,
+}
 
-@op
+
+@op(retry_policy=TRANSIENT_RETRIES)
 def validate_format(context: OpExecutionContext, play_files: PlayFiles) -> engine.FilePlan:
     """Check the header and layout of the partition's file and plan the byte ranges to read."""
     file_key = context.partition_key
-    with _bad_file_fails_run(context):
+    input_url = play_files.input_url(file_key)
+    with _failure_explained(context, f"cannot read the input {input_url}"):
         plan = engine.inspect_file(
-            play_files.input_url(file_key),
+            input_url,
             file_name=file_key,
             block_bytes=play_files.block_bytes,
             bucket_bytes=play_files.bucket_bytes,
@@ -57,13 +94,14 @@ def validate_format(context: OpExecutionContext, play_files: PlayFiles) -> engin
     return plan
 
 
-@op
+@op(retry_policy=TRANSIENT_RETRIES)
 def aggregate_plays(
     context: OpExecutionContext, play_files: PlayFiles, plan: engine.FilePlan
 ) -> engine.Aggregation:
     """Sum the plays per (Song, Date) across the Dask cluster into sorted scratch buckets."""
     scratch_url = play_files.scratch_url(context.run_id)
-    with _removed_on_error(scratch_url), _bad_file_fails_run(context), worker_client() as client:
+    doing = f"cannot sum the plays of {plan.url} into the scratch {scratch_url}"
+    with _failure_explained(context, doing), _removed_on_error(scratch_url), worker_client() as client:
         aggregation = engine.aggregate(client, plan, scratch_url, play_files.max_shard_bytes)
         workers = len(client.nthreads())
     context.add_output_metadata(
@@ -72,19 +110,23 @@ def aggregate_plays(
     return aggregation
 
 
-@op
+@op(retry_policy=TRANSIENT_RETRIES)
 def write_shards(
     context: OpExecutionContext, play_files: PlayFiles, aggregation: engine.Aggregation
 ) -> Output[engine.Manifest]:
-    """Write the size-bounded output shards and the ``_SUCCESS`` manifest, then drop the scratch."""
+    """Write the size-bounded output shards and the ``_SUCCESS`` manifest, then drop the scratch.
+
+    A retry needs the scratch, so a failed attempt keeps it; the last one removes it.
+    """
     output_url = play_files.output_url(context.partition_key, context.run_id)
-    try:
+    doing = f"cannot write the output to {output_url}"
+    with _failure_explained(context, doing, leftovers=[output_url, aggregation.scratch_url]):
         with _removed_on_error(output_url), worker_client() as client:
             manifest = engine.write_shards(client, aggregation, output_url)
-    finally:
-        remove_tree(aggregation.scratch_url)
-    context.instance.add_run_tags(context.run_id, {MANIFEST_TAG: f"{output_url}/_SUCCESS"})
-    return Output(manifest, metadata=_materialization_metadata(context, manifest))
+        context.instance.add_run_tags(context.run_id, {MANIFEST_TAG: f"{output_url}/_SUCCESS"})
+        metadata = _materialization_metadata(context, manifest)
+    remove_tree(aggregation.scratch_url)
+    return Output(manifest, metadata=metadata)
 
 
 @graph_asset(partitions_def=inbox_files)
@@ -94,18 +136,60 @@ def play_totals() -> engine.Manifest:
 
 
 @contextmanager
-def _bad_file_fails_run(context: OpExecutionContext) -> Iterator[None]:
-    """Turn a bad file into a run failure whose message is the SPEC section 3 sentence."""
+def _failure_explained(context: OpExecutionContext, doing: str, leftovers: Sequence[str] = ()) -> Iterator[None]:
+    """Turn any error of the op into a ``Failure`` whose description is one sentence.
+
+    A bad file says its line, column and value; anything else says the file, what the op could
+    not do and where (``doing``), and the cause, e.g. ``plays.csv: cannot write the output to
+    /srv/outbox/plays/<run>: Read-only file system.`` An error that may heal is retried
+    (``TRANSIENT_RETRIES``); the final failure also removes ``leftovers`` and puts the sentence
+    in the ``csv_pipeline/error`` run tag. The stack trace stays in the failure event.
+    """
     try:
         yield
     except engine.InvalidFileError as error:
-        context.instance.add_run_tags(context.run_id, {ERROR_TAG: error.message})
         where = {"file": error.file_name, "line": error.line, "column": error.column, "value": error.value}
+        _fail_finally(context, error.message, leftovers)
         raise Failure(
             description=error.message,
             metadata={"error": error.message, **{k: v for k, v in where.items() if v is not None}},
             allow_retries=False,
         ) from None
+    except Exception as error:
+        sentence = f"{context.partition_key}: {doing}: {_cause(error)}"
+        final = not _may_heal(error) or context.retry_number >= TRANSIENT_RETRIES.max_retries
+        if final:
+            _fail_finally(context, sentence, leftovers)
+        else:
+            context.log.warning(f"{sentence} Trying again (attempt {context.retry_number + 2}).")
+        raise Failure(
+            description=sentence, metadata={"error": sentence, "file": context.partition_key}, allow_retries=not final
+        ) from error
+
+
+def _fail_finally(context: OpExecutionContext, sentence: str, leftovers: Sequence[str]) -> None:
+    for url in leftovers:
+        remove_tree(url)
+    context.instance.add_run_tags(context.run_id, {ERROR_TAG: sentence})
+
+
+def _may_heal(error: BaseException) -> bool:
+    if isinstance(error, _CANNOT_HEAL) or getattr(error, "errno", None) in _CANNOT_HEAL_ERRNOS:
+        return False
+    return isinstance(error, _MAY_HEAL)
+
+
+def _cause(error: BaseException) -> str:
+    """The error as the end of a sentence: ``No space left on device.``"""
+    code = getattr(error, "errno", None) or next((c for k, c in _ERRNO_OF.items() if isinstance(error, k)), None)
+    if isinstance(error, OSError) and (error.strerror or code):
+        text = error.strerror or os.strerror(code)
+    elif isinstance(error, OSError) and str(error).strip():
+        text = str(error).strip().splitlines()[0]
+    else:
+        lines = str(error).strip().splitlines()
+        text = f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
+    return text.rstrip(".") + "."
 
 
 @contextmanager

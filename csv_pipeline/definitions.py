@@ -3,6 +3,7 @@
 from dagster import Definitions, FilesystemIOManager
 
 from csv_pipeline.assets import play_totals
+from csv_pipeline.console import console_logger
 from csv_pipeline.executor import dask_executor_for
 from csv_pipeline.jobs import process_inbox_file
 from csv_pipeline.resources import PlayFiles
@@ -22,4 +23,6 @@ defs = Definitions(
         "io_manager": FilesystemIOManager(base_dir=settings.step_outputs),
     },
     executor=dask_executor_for(settings),
+    # The "console" logger of a run whose config names it (csv-pipeline process): INFO, errors as one line.
+    loggers={"console": console_logger},
 )

@@ -10,7 +10,8 @@ cluster options) taken from dagster-dask:
 - its Dask task keys are ``<job>.<step>``, the same for every run, so two runs of the job on one
   shared cluster would get each other's results. Here each key carries the run id;
 - it runs a step even when a step it depends on failed, which then fails again on its missing
-  input. Here such a step is skipped, as Dagster's own executors do.
+  input. Here such a step is skipped, as Dagster's own executors do;
+- it disables step retries. Here a step's ``RetryPolicy`` applies, on the worker that runs it.
 
 And a worker opens the run's instance once, not once per step (``_open_instance``).
 """
@@ -40,6 +41,7 @@ from dagster._core.errors import raise_execution_interrupts
 from dagster._core.execution.context.system import PlanOrchestrationContext
 from dagster._core.execution.plan.plan import ExecutionPlan
 from dagster._core.execution.plan.state import KnownExecutionState
+from dagster._core.execution.retries import RetryMode
 from dagster._core.instance.ref import InstanceRef
 from dagster._core.storage.dagster_run import DagsterRun
 from dagster._utils import iterate_with_context
@@ -62,6 +64,8 @@ class _Steps:
     step_keys: Sequence[str]
     instance_ref: InstanceRef
     known_state: KnownExecutionState | None
+    # The run's: without it a worker runs the steps with retries disabled, whatever their RetryPolicy.
+    retry_mode: RetryMode
 
 
 @dataclass(frozen=True)
@@ -90,7 +94,9 @@ def _run_steps(upstream: list[_StepEvents], steps: _Steps) -> _StepEvents:
         job, run_config=steps.run_config, step_keys_to_execute=steps.step_keys, known_state=steps.known_state
     )
     instance = _open_instance(serialize_value(steps.instance_ref))
-    return _StepEvents(execute_plan(plan, job, instance, steps.dagster_run, run_config=steps.run_config))
+    return _StepEvents(
+        execute_plan(plan, job, instance, steps.dagster_run, run_config=steps.run_config, retry_mode=steps.retry_mode)
+    )
 
 
 @functools.cache
@@ -103,6 +109,11 @@ def _open_instance(instance_ref: str) -> DagsterInstance:
 
 class RunScopedDaskExecutor(DaskExecutor):
     """One Dask task per step, keyed by run, on a local cluster or an existing scheduler."""
+
+    @property
+    def retries(self) -> RetryMode:
+        """Steps are retried by their ``RetryPolicy`` (dagster-dask's executor disables retries)."""
+        return RetryMode.ENABLED
 
     def execute(
         self, plan_context: PlanOrchestrationContext, execution_plan: ExecutionPlan
@@ -123,6 +134,7 @@ class RunScopedDaskExecutor(DaskExecutor):
                         [step.key],
                         plan_context.instance.get_ref(),
                         execution_plan.known_state,
+                        plan_context.retry_mode,
                     )
                     futures[step.key] = client.submit(
                         _run_steps,

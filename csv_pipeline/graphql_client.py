@@ -59,8 +59,9 @@ query RunById($runId: ID!) {
 """
 )
 
-# Read only for a failed run without the csv_pipeline/error tag, i.e. one that did not fail on
-# a bad file (a crashed run worker, a cancelled run): the first failure event says why.
+# Read only for a failed run without the csv_pipeline/error tag (a crashed run worker, a cancelled
+# run, an op that could not write the tag): the first failure event says why, in one sentence
+# when an op raised it (the Failure's description), else the first line of the error.
 _FAILURE_EVENTS = """
 query FailureEvents($runId: ID!) {
   runOrError(runId: $runId) {
@@ -68,7 +69,7 @@ query FailureEvents($runId: ID!) {
       eventConnection {
         events {
           __typename
-          ... on ExecutionStepFailureEvent { error { message } }
+          ... on ExecutionStepFailureEvent { error { message } failureMetadata { description } }
           ... on RunFailureEvent { message }
           ... on RunCanceledEvent { message }
         }
@@ -161,9 +162,10 @@ class DagsterGraphQL:
     def _failure_message(self, run_id: str) -> str | None:
         run = self._query(_FAILURE_EVENTS, {"runId": run_id})["runOrError"]
         for event in run.get("eventConnection", {}).get("events", []):
-            message = (event.get("error") or {}).get("message") or event.get("message")
+            sentence = (event.get("failureMetadata") or {}).get("description")
+            message = sentence or (event.get("error") or {}).get("message") or event.get("message")
             if message:
-                return message.strip()
+                return message.strip().splitlines()[0]
         return None
 
     def _query(self, query: str, variables: dict[str, Any]) -> dict[str, Any]:

@@ -23,7 +23,8 @@ from csv_pipeline.resources import PlayFiles
 from csv_pipeline.settings import Settings, absolute_url
 from csv_pipeline.tags import ERROR_TAG, FILE_TAG, VERSION_TAG
 
-# The event log keeps every event; the terminal shows progress and errors, not Dagster's debug.
+# Without a "loggers" entry in the run config Dagster logs to the terminal with its own console
+# logger (DEBUG, stack traces); naming the job's "console" (csv_pipeline.console) selects that one.
 CONSOLE_AT_INFO = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 
 EXIT_OK = 0
@@ -118,7 +119,8 @@ def _failure_message(result: JobExecutionResult) -> str | None:
     """Why a run failed that did not fail on a bad file (a crashed worker, an unreachable cluster)."""
     for event in result.all_events:
         if event.is_step_failure:
-            return event.step_failure_data.error.message.strip()
+            failure = event.step_failure_data
+            return (failure.user_failure_data and failure.user_failure_data.description) or failure.error.message.strip()
         if event.is_run_failure:
             error = event.job_failure_data.error
             return error.message.strip() if error else event.message

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import psycopg2
 import pytest
@@ -148,6 +149,18 @@ class DagsterService:
             return cursor.fetchall()
 
 
+def postgres_environment(dsn: str) -> dict[str, str]:
+    """The ``DAGSTER_PG_*`` variables that ``deploy/dagster.yaml`` reads, for a ``postgresql://`` DSN."""
+    url = urlsplit(dsn)
+    return {
+        "DAGSTER_PG_USERNAME": url.username or "",
+        "DAGSTER_PG_PASSWORD": url.password or "",
+        "DAGSTER_PG_HOST": url.hostname or "",
+        "DAGSTER_PG_PORT": str(url.port or 5432),
+        "DAGSTER_PG_DB": url.path.lstrip("/"),
+    }
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -256,7 +269,7 @@ def dagster_service(
         **FAKE_AWS,
         "AWS_ENDPOINT_URL": s3_endpoint,
         "DAGSTER_HOME": str(dagster_home),
-        "CSV_PIPELINE_POSTGRES_URL": postgres_dsn.replace("postgresql://", "postgresql+psycopg2://", 1),
+        **postgres_environment(postgres_dsn),
         "CSV_PIPELINE_INBOX": f"s3://{BUCKET}/inbox",
         "CSV_PIPELINE_OUTBOX": f"s3://{BUCKET}/outbox",
         "CSV_PIPELINE_MAX_SHARD_BYTES": str(MAX_SHARD_BYTES),

@@ -1,0 +1,153 @@
+"""PostgreSQL restarted, or away for half a minute, under a running service.
+
+The webserver and the daemon run on a PostgreSQL server of the test's own (the machine's
+shared server is never stopped). They must ride out the outage without being restarted, and
+every file must end with exactly one successful run and one complete result.
+"""
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg2
+import pytest
+
+from csv_pipeline.graphql_client import DagsterApiError, DagsterGraphQL, RunResult
+from csv_pipeline.tags import FILE_TAG
+from csv_pipeline_tests.private_services import LocalService, PrivatePostgres, local_service, private_postgres
+from csv_pipeline_tests.service_fixtures import wait_until
+
+OUTAGE_SECONDS = 30
+FINISH_TIMEOUT_SECONDS = 600
+
+
+@pytest.fixture(scope="module")
+def outage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[PrivatePostgres, LocalService]]:
+    with private_postgres() as postgres, local_service(tmp_path_factory.mktemp("outage"), postgres.dsn) as service:
+        yield postgres, service
+
+
+def plays_csv(seed: int, rows: int = 2000) -> str:
+    lines = ["Song,Date,Number of Plays"]
+    lines += [f"Song {(seed * 7 + i) % 97},2020-01-{1 + i % 28:02d},{i % 500}" for i in range(rows)]
+    return "\n".join(lines) + "\n"
+
+
+def put(service: LocalService, file_key: str, content: str) -> None:
+    """Move a complete file into the inbox, as ``csv-pipeline submit`` does."""
+    target = service.inbox / file_key
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.parent / f".{target.name}.partial"
+    partial.write_text(content)
+    partial.rename(target)
+
+
+def latest_runs(service: LocalService, file_keys: list[str]) -> list[RunResult | None] | None:
+    """The latest run of each file, or None while the webserver cannot answer."""
+    graphql = DagsterGraphQL(service.url, timeout_seconds=10)
+    try:
+        return [graphql.latest_run(file_key) for file_key in file_keys]
+    except DagsterApiError:
+        return None
+
+
+def wait_for_a_started_run(service: LocalService, file_keys: list[str]) -> None:
+    def started() -> bool | None:
+        runs = latest_runs(service, file_keys) or []
+        return True if any(run and run.status == "STARTED" for run in runs) else None
+
+    wait_until(started, 300, "a started run", service.logs)
+
+
+def wait_until_all_finished(service: LocalService, file_keys: list[str]) -> list[RunResult]:
+    def finished() -> list[RunResult] | None:
+        runs = latest_runs(service, file_keys)
+        return runs if runs and all(run and run.finished for run in runs) else None
+
+    return wait_until(finished, FINISH_TIMEOUT_SECONDS, f"the runs of {len(file_keys)} files", service.logs)
+
+
+def runs_by_file(postgres: PrivatePostgres, file_keys: list[str]) -> dict[str, list[str]]:
+    """The statuses of every run of each file, oldest first, as the runs table holds them."""
+    with psycopg2.connect(postgres.dsn) as connection, connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT t.value, r.status FROM runs r JOIN run_tags t ON t.run_id = r.run_id WHERE t.key = %s"
+            " ORDER BY r.create_timestamp",
+            (FILE_TAG,),
+        )
+        rows = cursor.fetchall()
+    return {file_key: [status for key, status in rows if key == file_key] for file_key in file_keys}
+
+
+def wait_until_settled(postgres: PrivatePostgres, file_key: str) -> list[tuple[str, str]]:
+    """``(status, will_retry)`` of the file's runs once its latest run succeeded or failed for good."""
+
+    def settled() -> list[tuple[str, str]] | None:
+        with psycopg2.connect(postgres.dsn) as connection, connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT r.status, coalesce((SELECT value FROM run_tags w WHERE w.run_id = r.run_id"
+                " AND w.key = 'dagster/will_retry'), '') FROM runs r JOIN run_tags t ON t.run_id = r.run_id"
+                " WHERE t.key = %s AND t.value = %s ORDER BY r.create_timestamp",
+                (FILE_TAG, file_key),
+            )
+            runs = cursor.fetchall()
+        last = runs[-1] if runs else None
+        return runs if last and (last[0] == "SUCCESS" or last == ("FAILURE", "false")) else None
+
+    return wait_until(settled, FINISH_TIMEOUT_SECONDS, f"the last run of {file_key}")
+
+
+def assert_one_complete_result_each(outbox: Path, file_keys: list[str]) -> None:
+    for file_key in file_keys:
+        run_dirs = [path for path in (outbox / file_key.removesuffix(".csv")).iterdir()]
+        assert [(path / "_SUCCESS").is_file() for path in run_dirs] == [True], (file_key, run_dirs)
+    assert not (outbox / ".scratch").exists() or not any((outbox / ".scratch").iterdir())
+
+
+def test_a_restart_mid_burst_loses_no_run_and_runs_none_twice(outage):
+    postgres, service = outage
+    file_keys = [f"burst/{i}.csv" for i in range(6)]
+    for seed, file_key in enumerate(file_keys):
+        put(service, file_key, plays_csv(seed))
+    wait_for_a_started_run(service, file_keys)
+
+    restarted = time.monotonic()
+    postgres.pg_ctl("restart", "-m", "fast")
+    runs = wait_until_all_finished(service, file_keys)
+    recovered_after = time.monotonic() - restarted
+
+    print(f"PostgreSQL restart mid-burst: all {len(file_keys)} runs ended {recovered_after:.1f} s after the restart")
+    assert service.all_running()
+    assert [run.status for run in runs] == ["SUCCESS"] * len(file_keys), [run.error for run in runs]
+    assert runs_by_file(postgres, file_keys) == {file_key: ["SUCCESS"] for file_key in file_keys}
+    assert_one_complete_result_each(service.outbox, file_keys)
+
+
+def test_postgres_away_for_half_a_minute_during_a_run(outage):
+    """Dagster cannot write the run's events for 30 s, so the run fails; it must fail cleanly.
+
+    The daemon's run retry then starts it again, unless its code server could not load the code
+    location during the outage: Dagster then gives up the retry for good (``dagster/will_retry``
+    false), and the file is run again the way a user would, by putting it into the inbox anew.
+    """
+    postgres, service = outage
+    file_key = "away/plays.csv"
+    put(service, file_key, plays_csv(42, rows=20000))
+    wait_for_a_started_run(service, [file_key])
+
+    stopped = time.monotonic()
+    postgres.pg_ctl("stop", "-m", "fast")
+    time.sleep(OUTAGE_SECONDS)
+    postgres.pg_ctl("start")
+    runs = wait_until_settled(postgres, file_key)
+    print(f"PostgreSQL away {OUTAGE_SECONDS} s: settled {time.monotonic() - stopped:.1f} s after the stop; runs (status, will retry): {runs}")
+    assert service.all_running()
+    assert runs[0][0] == "FAILURE"  # its events could not be written: failed, not hanging
+    if runs[-1] == ("FAILURE", "false"):
+        assert not (service.outbox / "away").exists()  # it failed cleanly: no shard, no directory
+        put(service, file_key, plays_csv(42, rows=20000) + "Song 1,2020-02-01,1\n")
+        runs = wait_until_settled(postgres, file_key)
+        print(f"  put again: settled {time.monotonic() - stopped:.1f} s after the stop; runs: {runs}")
+
+    assert [status for status, _ in runs].count("SUCCESS") == 1 and runs[-1][0] == "SUCCESS", runs
+    assert_one_complete_result_each(service.outbox, [file_key])
