@@ -20,7 +20,7 @@ from csv_pipeline.resources import PlayFiles
 from csv_pipeline.tags import FILE_TAG, VERSION_TAG
 
 POLL_SECONDS = 5
-SKIPPED = ""  # the cursor's value for a skipped entry: reported once while it stays as it is
+SKIPPED = ""  # the cursor's value for a skipped entry: reported once while it stays in the inbox
 RERUN_AFTER = {DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
 SKIPS_IN_TICK_MESSAGE = 5
 
@@ -74,8 +74,13 @@ def inbox_sensor(context: SensorEvaluationContext, play_files: PlayFiles) -> Sen
 
 def _starts_a_run(context: SensorEvaluationContext, key: str, file: InboxFile, before: str | None) -> bool:
     """New content always does; the same content written again only if its latest run failed."""
-    if before in (None, SKIPPED) or InboxFile.from_stamp(before).version != file.version:
+    if before in (None, SKIPPED):
         return True
+    previous = InboxFile.from_stamp(before)
+    if previous.version != file.version:
+        return True
+    if not previous.written:
+        return False  # a cursor written before stamps held LastModified: the same put, seen again
     status = _latest_run_status(context.instance, key, file.version)
     again = status is None or status in RERUN_AFTER
     latest = "it has no run" if status is None else f"its latest run is {status.value}"

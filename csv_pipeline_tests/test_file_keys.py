@@ -84,7 +84,7 @@ def test_dagsters_refused_partition_key_substrings_are_all_skipped():
         assert file_key_problem(f"a{substring}b.csv") is not None, repr(substring)
 
 
-def test_awkward_but_safe_names_are_processed_under_their_own_key(instance, play_files, capsys):
+def test_awkward_but_safe_names_are_processed_under_their_own_key(instance, play_files, capsys, tmp_path):
     daemon = LoggedDaemon(instance, play_files, capsys)
     for key in PROCESSED:
         put(play_files, key, ROWS)
@@ -93,13 +93,20 @@ def test_awkward_but_safe_names_are_processed_under_their_own_key(instance, play
 
     assert sorted(request.partition_key for request in result.run_requests) == sorted(PROCESSED)
     assert sorted(instance.get_dynamic_partitions(inbox_files.name)) == sorted(PROCESSED)
-    outbox = Path(play_files.outbox)
-    for request in result.run_requests:
-        assert request.tags[FILE_TAG] == request.partition_key
-        output = Path(play_files.output_url(request.partition_key, "run-id"))
-        assert output.is_relative_to(outbox) and output.parent.name == Path(request.partition_key).stem
     assert "Skipped" not in log
     assert daemon.tick()[0].run_requests == []
+    for request in result.run_requests:  # launched as the daemon does
+        assert request.tags[FILE_TAG] == request.partition_key
+        run = execute_job(
+            PROCESS_INBOX_FILE,
+            instance,
+            run_config=request.run_config,
+            tags={**request.tags, "dagster/partition": request.partition_key},
+        )
+        assert run.success
+        stem = request.partition_key[: -len(".csv")]
+        assert (Path(play_files.outbox) / stem / run.run_id / "_SUCCESS").is_file()
+    assert files_outside(tmp_path, Path(play_files.inbox), Path(play_files.outbox), Path(play_files.scratch)) == []
 
 
 def test_unsafe_names_are_skipped_once_with_the_reason(instance, play_files, capsys, tmp_path):
@@ -243,6 +250,9 @@ def test_on_s3_the_same_bytes_put_again_run_again_only_after_a_failure(instance,
     ]:
         record_run(instance, first[key], status)
     assert daemon.tick().run_requests == []
+    # A cursor of the earlier format (file key: ETag) meets the same objects: nothing either.
+    daemon.cursor = json.dumps({key: request.tags[VERSION_TAG] for key, request in first.items()})
+    assert daemon.tick().run_requests == []
 
     before = daemon.cursor
     for key in first:
@@ -325,3 +335,17 @@ def test_process_refuses_what_the_sensor_skips_without_reading_it(tmp_path, name
     assert said in done.stderr
     assert "TOPSECRET" not in done.stdout + done.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_submit_refuses_a_key_the_sensor_would_skip(tmp_path):
+    (tmp_path / "plays.csv").write_bytes(ROWS)
+    env = {**os.environ, "CSV_PIPELINE_INBOX": str(tmp_path / "inbox")}
+
+    done = subprocess.run(
+        [str(CSV_PIPELINE), "submit", "plays.csv", "--key", "2026/../../plays.csv"],
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300,
+    )
+
+    assert (done.returncode, done.stdout) == (2, "")
+    assert "2026/../../plays.csv: the inbox sensor would skip it: its path has an empty, '.' or '..' part" in done.stderr
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["plays.csv"]
