@@ -1,41 +1,139 @@
 """What is in the inbox: CSV files by file key, each with a version that changes with its content.
 
 A file key is the path relative to the inbox (``2026/11/plays.csv``); it names the Dagster
-partition. The version is the S3 ETag, or ``<size>-<mtime_ns>`` on a local disk, so a file
-rewritten under the same name is seen as new. No Dagster imports: the CLI uses this too.
+partition and the outbox folder of the file's results. The version is the S3 ETag, or
+``<size>-<mtime_ns>`` on a local disk, so a file rewritten under the same name is seen as new.
+On S3 the listing also says when the object was last written, so a re-put of the same bytes can
+be told from a file merely seen again. No Dagster imports: the CLI uses this too.
 """
 
 import os
+import unicodedata
+from dataclasses import dataclass
 from typing import Any
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
+# The longest file or folder name most file systems take: the outbox and Dagster's step storage
+# hold a folder or file named after each part of the key.
+MAX_NAME_BYTES = 255
+SYMLINK = "it is a symbolic link, and links in the inbox are never followed"
+NOT_REGULAR = "it is not a regular file"
 
-def list_inbox(inbox: str) -> dict[str, str]:
-    """Every ``.csv`` file under ``inbox`` (recursively), as ``{file_key: version}``."""
+
+@dataclass(frozen=True)
+class InboxFile:
+    """One listed file: its content ``version`` and, on S3, when that copy was ``written``."""
+
+    version: str
+    written: str = ""  # empty where the version already changes with every write (a local mtime)
+
+    @property
+    def stamp(self) -> str:
+        """Both in one string (no version holds ``@``): what the sensor's cursor remembers."""
+        return f"{self.version}@{self.written}" if self.written else self.version
+
+    @classmethod
+    def from_stamp(cls, stamp: str) -> "InboxFile":
+        version, _, written = stamp.partition("@")
+        return cls(version, written)
+
+
+@dataclass(frozen=True)
+class Inbox:
+    """The ``.csv`` files that can be processed, and the ones skipped with the reason why."""
+
+    files: dict[str, InboxFile]
+    skipped: dict[str, str]
+
+
+def list_inbox(inbox: str) -> Inbox:
+    """Every ``.csv`` file under ``inbox`` (recursively), and the entries that are skipped.
+
+    Symbolic links (to files or folders) are never followed, so nothing outside the inbox is read;
+    a file whose key breaks a rule of :func:`file_key_problem` is skipped too.
+    """
     fs, root = fsspec.core.url_to_fs(inbox)
     if not fs.exists(root):
-        return {}
+        return Inbox({}, {})
     root = root.rstrip("/")
-    return {
-        path[len(root) + 1 :]: _version(fs, path, info)
-        for path, info in fs.find(root, detail=True).items()
-        if info["type"] == "file" and is_csv(path)
-    }
+    files: dict[str, InboxFile] = {}
+    skipped: dict[str, str] = {}
+    for path, info in fs.find(root, detail=True).items():
+        key = path[len(root) + 1 :]
+        if info.get("islink"):
+            if is_csv(key) or os.path.isdir(path):
+                skipped[key] = SYMLINK
+        elif is_csv(key):
+            problem = NOT_REGULAR if info["type"] != "file" else file_key_problem(key)
+            if problem:
+                skipped[key] = problem
+            else:
+                files[key] = _listed(fs, path, info)
+    return Inbox(files, skipped)
 
 
 def file_version(url: str) -> str:
     """The content version of one file."""
     fs, path = fsspec.core.url_to_fs(url)
-    return _version(fs, path, fs.info(path))
+    return _listed(fs, path, fs.info(path)).version
 
 
 def is_csv(path: str) -> bool:
     return path.lower().endswith(".csv")
 
 
-def _version(fs: fsspec.AbstractFileSystem, path: str, info: dict[str, Any]) -> str:
+def file_key_problem(file_key: str) -> str | None:
+    """Why ``file_key`` cannot name a partition and an outbox folder, or None if it can.
+
+    Dagster refuses ``...`` (its partition range separator) and control characters in partition
+    keys; ``..``, ``.`` or empty parts would lead the outbox path elsewhere; a name longer than
+    ``MAX_NAME_BYTES`` cannot be a folder name; hidden names are how upload tools write partial
+    files. Spaces, other punctuation and any other Unicode text are fine.
+    """
+    try:
+        file_key.encode("utf-8")
+    except UnicodeEncodeError:
+        return "its name is not valid UTF-8"
+    if any(unicodedata.category(char) == "Cc" for char in file_key):
+        return "its name holds a control character (such as a tab or a line break), which Dagster refuses in a partition key"
+    if "..." in file_key:
+        return "its name holds '...', which Dagster reads as a range of partition keys"
+    parts = file_key.split("/")
+    if any(part in ("", ".", "..") for part in parts):
+        return "its path has an empty, '.' or '..' part, which could lead outside the inbox or the outbox"
+    if any(part.startswith(".") for part in parts):
+        return "its name or a folder's starts with '.', as upload tools name their partial files"
+    if any(len(part.encode("utf-8")) > MAX_NAME_BYTES for part in parts):
+        return f"a name in its path is longer than {MAX_NAME_BYTES} bytes, more than a folder name in the outbox can hold"
+    return None
+
+
+def shown(file_key: str) -> str:
+    """``file_key`` as it can be printed in a message or log line: quoted and escaped if need be."""
+    return file_key if file_key.isprintable() else repr(file_key)
+
+
+def symlink_problem(inbox: str, file_key: str) -> str | None:
+    """``SYMLINK`` if the file or a folder on its way down from ``inbox`` is a symbolic link.
+
+    The run checks this again before it reads, so a link put in place after the sensor listed
+    the file, or a partition key typed into the UI, cannot lead it outside the inbox.
+    """
+    fs, root = fsspec.core.url_to_fs(inbox)
+    if not isinstance(fs, LocalFileSystem):
+        return None  # object stores have no links
+    path = root.rstrip("/")
+    for part in file_key.split("/"):
+        path = f"{path}/{part}"
+        if os.path.islink(path):
+            return SYMLINK
+    return None
+
+
+def _listed(fs: fsspec.AbstractFileSystem, path: str, info: dict[str, Any]) -> InboxFile:
     if isinstance(fs, LocalFileSystem):
-        return f"{info['size']}-{os.stat(path).st_mtime_ns}"
-    return str(info["ETag"]).strip('"')
+        return InboxFile(f"{info['size']}-{os.stat(path).st_mtime_ns}")
+    written = info.get("LastModified")
+    return InboxFile(str(info["ETag"]).strip('"'), f"{written.timestamp():.6f}" if written else "")

@@ -16,7 +16,7 @@ import fsspec
 from dagster import DagsterInstance, JobExecutionResult, execute_job
 
 from csv_pipeline.graphql_client import RunResult
-from csv_pipeline.inbox import file_version
+from csv_pipeline.inbox import file_key_problem, file_version, shown, symlink_problem
 from csv_pipeline.jobs import PROCESS_INBOX_FILE
 from csv_pipeline.partitions import inbox_files
 from csv_pipeline.resources import PlayFiles
@@ -72,6 +72,10 @@ def run_file(input_url: str, output_url: str) -> RunResult:
     """
     input_url = absolute_url(input_url)
     inbox, file_key = input_url.rsplit("/", 1)
+    # The sensor's rule, with the file's folder as the inbox: checked before the file is opened.
+    problem = file_key_problem(file_key) or symlink_problem(inbox, file_key)
+    if problem:
+        raise UnreadableInputError(f"{shown(file_key)}: not read: {problem}.")
     version = _version_of_readable(input_url)
     settings = Settings.from_env({**os.environ, "CSV_PIPELINE_INBOX": inbox, "CSV_PIPELINE_OUTBOX": output_url})
     os.makedirs(settings.dagster_home, exist_ok=True)

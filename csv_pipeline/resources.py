@@ -4,7 +4,8 @@ from typing import Any
 
 from dagster import ConfigurableResource
 
-from csv_pipeline.inbox import is_csv
+from csv_pipeline.engine import InvalidFileError
+from csv_pipeline.inbox import file_key_problem, is_csv, shown, symlink_problem
 from csv_pipeline.settings import DEFAULT_BLOCK_BYTES, DEFAULT_BUCKET_BYTES, Settings
 
 
@@ -35,10 +36,21 @@ class PlayFiles(ConfigurableResource):
         )
 
     def input_url(self, file_key: str) -> str:
+        """Where the run reads ``file_key``: only a safe key, never through a symbolic link.
+
+        The sensor skips such files already; this also stops a run launched by hand from the UI
+        with any partition key, or a link put in place after the sensor listed the file.
+        """
+        problem = file_key_problem(file_key) or symlink_problem(self.inbox, file_key)
+        if problem:
+            raise InvalidFileError(shown(file_key), f"not read: {problem}")
         return f"{self.inbox}/{file_key}"
 
     def output_url(self, file_key: str, run_id: str) -> str:
-        """``<outbox>/<file key without .csv>/<run id>`` (SPEC section 4)."""
+        """``<outbox>/<file key without .csv>/<run id>``, always inside the outbox."""
+        problem = file_key_problem(file_key)
+        if problem:
+            raise InvalidFileError(shown(file_key), f"not written: {problem}")
         stem = file_key[: -len(".csv")] if is_csv(file_key) else file_key
         return f"{self.outbox}/{stem}/{run_id}"
 

@@ -24,7 +24,7 @@ import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
 from csv_pipeline.graphql_client import DagsterApiError, DagsterGraphQL, RunResult
-from csv_pipeline.inbox import file_version, is_csv
+from csv_pipeline.inbox import file_key_problem, file_version, is_csv, shown
 from csv_pipeline.settings import Settings
 
 EXIT_SUCCESS = 0
@@ -200,12 +200,10 @@ def _report(run: RunResult, *, print_json: bool = True) -> int:
 
 
 def _file_key_problem(file_key: str) -> str | None:
-    parts = file_key.split("/")
     if not is_csv(file_key):
-        return f"{file_key}: the inbox sensor only picks up .csv files; choose a --key ending in .csv."
-    if any(part in ("", ".", "..") or part.startswith(".") for part in parts):
-        return f"{file_key}: a file key is a relative path without empty, '.', '..' or hidden parts."
-    return None
+        return f"{shown(file_key)}: the inbox sensor only picks up .csv files; choose a --key ending in .csv."
+    problem = file_key_problem(file_key)
+    return f"{shown(file_key)}: the inbox sensor would skip it: {problem}; choose another --key." if problem else None
 
 
 def _same_content(local_path: str, target: str) -> bool:
