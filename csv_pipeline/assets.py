@@ -7,11 +7,13 @@ Between ops only small, picklable descriptions travel (``FilePlan``, ``Aggregati
 stays in the scratch directory.
 """
 
+import posixpath
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from dagster import (
+    AssetObservation,
     Failure,
     MetadataValue,
     OpExecutionContext,
@@ -87,7 +89,22 @@ def write_shards(
     return Output(manifest, metadata=_materialization_metadata(context, manifest))
 
 
-@graph_asset(partitions_def=inbox_files)
+SHARD_PATHS_SHOWN = 20
+
+
+@graph_asset(
+    partitions_def=inbox_files,
+    group_name="play_counts",
+    kinds={"csv", "dask"},
+    owners=["team:support"],
+    description=(
+        "Play totals per (Song, Date) of one inbox file, as sorted CSV shards in the outbox: one "
+        "partition per file (its path under the inbox). A materialized partition lists its shards, "
+        "rows and plays in and out, a preview and the file's date range; a failed one carries the "
+        "reason the file was refused (an observation on the partition, and the run's "
+        "csv_pipeline/error tag). The checks read the shards back."
+    ),
+)
 def play_totals() -> engine.Manifest:
     """Play totals per (Song, Date) of one inbox file, as sorted CSV shards in the outbox."""
     return write_shards(aggregate_plays(validate_format()))
@@ -101,11 +118,26 @@ def _bad_file_fails_run(context: OpExecutionContext) -> Iterator[None]:
     except engine.InvalidFileError as error:
         context.instance.add_run_tags(context.run_id, {ERROR_TAG: error.message})
         where = {"file": error.file_name, "line": error.line, "column": error.column, "value": error.value}
+        report_failed_partition(context, error.message, where)
         raise Failure(
             description=error.message,
             metadata={"error": error.message, **{k: v for k, v in where.items() if v is not None}},
             allow_retries=False,
         ) from None
+
+
+def report_failed_partition(context: OpExecutionContext, sentence: str, details: dict) -> None:
+    """Put the reason a file failed on its partition of ``play_totals``, where the UI's Partitions
+    and Events views show it next to the failed run, as an observation with the sentence as its
+    description and metadata (a failed run materializes nothing, so nothing else would carry it)."""
+    context.log_event(
+        AssetObservation(
+            asset_key=play_totals.key,
+            partition=context.partition_key,
+            description=sentence,
+            metadata={"error": sentence, "status": "failed", **{k: v for k, v in details.items() if v is not None}},
+        )
+    )
 
 
 @contextmanager
@@ -119,8 +151,17 @@ def _removed_on_error(url: str) -> Iterator[None]:
 
 
 def _materialization_metadata(context: OpExecutionContext, manifest: engine.Manifest) -> dict:
+    """Counts as numbers (the UI plots them across partitions), the result and its shards as paths."""
     started = context.instance.get_run_record_by_id(context.run_id).start_time
+    first_date, last_date = manifest.date_range or ("", "")
+    shard_paths = {
+        f"shard {posixpath.basename(shard.uri)}": MetadataValue.path(shard.uri)
+        for shard in manifest.shards[:SHARD_PATHS_SHOWN]
+    }
     return {
+        "result": MetadataValue.path(manifest.output_url),
+        "manifest": MetadataValue.path(f"{manifest.output_url}/_SUCCESS"),
+        **shard_paths,
         "output_files": MetadataValue.json(manifest.output_files),
         "shards": MetadataValue.table(
             [TableRecord({"uri": s.uri, "rows": s.rows, "bytes": s.bytes}) for s in manifest.shards],
@@ -130,6 +171,11 @@ def _materialization_metadata(context: OpExecutionContext, manifest: engine.Mani
         "rows_out": manifest.rows_out,
         "bytes_in": manifest.bytes_in,
         "bytes_out": manifest.bytes_out,
+        "dagster/row_count": manifest.rows_out,
+        "plays_in": manifest.plays_in,
+        "shard_count": len(manifest.shards),
+        "first_date": first_date,
+        "last_date": last_date,
         "seconds": MetadataValue.float(round(time.time() - started, 3)),
         "preview": MetadataValue.table(
             [
