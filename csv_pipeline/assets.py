@@ -159,24 +159,12 @@ def _materialization_metadata(context: OpExecutionContext, manifest: engine.Mani
         for shard in manifest.shards[:SHARD_PATHS_SHOWN]
     }
     return {
-        "result": MetadataValue.path(manifest.output_url),
-        "manifest": MetadataValue.path(f"{manifest.output_url}/_SUCCESS"),
-        **shard_paths,
-        "output_files": MetadataValue.json(manifest.output_files),
-        "shards": MetadataValue.table(
-            [TableRecord({"uri": s.uri, "rows": s.rows, "bytes": s.bytes}) for s in manifest.shards],
-            schema=SHARDS_SCHEMA,
-        ),
         "rows_in": manifest.rows_in,
         "rows_out": manifest.rows_out,
-        "bytes_in": manifest.bytes_in,
-        "bytes_out": manifest.bytes_out,
         "dagster/row_count": manifest.rows_out,
         "plays_in": manifest.plays_in,
-        "shard_count": len(manifest.shards),
         "first_date": first_date,
         "last_date": last_date,
-        "seconds": MetadataValue.float(round(time.time() - started, 3)),
         "preview": MetadataValue.table(
             [
                 TableRecord(
@@ -186,4 +174,16 @@ def _materialization_metadata(context: OpExecutionContext, manifest: engine.Mani
             ],
             schema=PREVIEW_SCHEMA,
         ),
+        "result": MetadataValue.path(manifest.output_url),
+        "manifest": MetadataValue.path(f"{manifest.output_url}/_SUCCESS"),
+        **shard_paths,
+        "shard_count": len(manifest.shards),
+        "bytes_in": manifest.bytes_in,
+        "bytes_out": manifest.bytes_out,
+        "seconds": MetadataValue.float(round(time.time() - started, 3)),
+        "shards": MetadataValue.table(
+            [TableRecord({"uri": s.uri, "rows": s.rows, "bytes": s.bytes}) for s in manifest.shards],
+            schema=SHARDS_SCHEMA,
+        ),
+        "output_files": MetadataValue.json(manifest.output_files),
     }
