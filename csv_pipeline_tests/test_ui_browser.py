@@ -100,7 +100,7 @@ def _answers(url: str) -> bool | None:
 
 
 def test_support_staff_see_each_files_story(processed, webserver, browser, screenshots):
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page = browser.new_page(viewport={"width": 1400, "height": 1200})
     page.set_default_timeout(PAGE_TIMEOUT_MS)
     expect.set_options(timeout=PAGE_TIMEOUT_MS)
     good, bad = processed["good"], processed["bad"]
