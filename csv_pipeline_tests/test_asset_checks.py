@@ -75,6 +75,30 @@ def test_a_good_file_passes_both_checks_and_is_described_by_its_materialization(
     assert metadata["dagster/row_count"].value == 5
 
 
+def test_checks_pass_on_many_buckets_and_a_song_cut_across_shards(instance, play_files):
+    """Shards follow the hash buckets (songs sorted within a shard only), and a song larger than a
+    shard goes on in the next one: both are right, and the top songs add its pieces back up."""
+    plays = {f"song {n:02d}": {f"2020-01-{day:02d}": n * day for day in range(1, 29)} for n in range(1, 30)}
+    plays["Long Song"] = {f"2020-02-{day:02d}": 1000 + day for day in range(1, 29)}
+    text = "Song,Date,Number of Plays\n" + "".join(
+        f"{song},{day},{count}\n" for song, days in plays.items() for day, count in days.items()
+    )
+    small = play_files.model_copy(update={"bucket_bytes": 4096, "max_shard_bytes": 700})
+
+    result = run_file(instance, small, "many.csv", text)
+
+    assert result.success
+    (event,) = result.get_asset_materialization_events()
+    metadata = event.step_materialization_data.materialization.metadata
+    assert metadata["shard_count"].value > 5
+    checks = check_results(result)
+    assert all(check.passed for check in checks.values()), {k: c.description for k, c in checks.items()}
+    totals = sorted(((sum(days.values()), song) for song, days in plays.items()), key=lambda t: (-t[0], t[1]))
+    top = [(record.data["Song"], record.data["Plays"]) for record in figures(checks[ACCOUNTED_FOR])["top_songs"].records]
+    assert top == [(song, total) for total, song in totals[:10]]
+    assert top[0] == ("Long Song", sum(plays["Long Song"].values()))
+
+
 def test_a_shard_changed_after_the_run_fails_both_checks_with_their_figures(instance, play_files):
     result = run_file(instance, play_files, "demo.csv", GOOD)
     (shard,) = instance.get_run_by_id(result.run_id).tags["csv_pipeline/manifest"].rsplit("/", 1)[:1]

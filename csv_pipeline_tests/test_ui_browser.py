@@ -8,8 +8,11 @@ file's partition and run (the one-sentence reason), and the Checks tab (both che
 for the good file). Screenshots go to a temporary folder, or to ``CSV_PIPELINE_UI_SCREENSHOTS``.
 """
 
+import json
 import os
+import re
 import sys
+import textwrap
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -100,6 +103,7 @@ def _answers(url: str) -> bool | None:
 
 
 def test_support_staff_see_each_files_story(processed, webserver, browser, screenshots):
+    """In the UI; then the deploy README's GraphQL queries, as pasted, against the same server."""
     page = browser.new_page(viewport={"width": 1400, "height": 1200})
     page.set_default_timeout(PAGE_TIMEOUT_MS)
     expect.set_options(timeout=PAGE_TIMEOUT_MS)
@@ -142,6 +146,40 @@ def test_support_staff_see_each_files_story(processed, webserver, browser, scree
     expect(page.get_by_text("Passed").first).to_be_visible()
     expect(page.get_by_text("plays_out (read back)")).to_be_visible()
     page.screenshot(path=screenshots / "checks.png")
+
+
+    # The deploy README's queries, exactly as written there, default to the key demo.csv.
+    latest_run, story = (_graphql(webserver, query) for query in _readme_queries())
+    (run,) = latest_run["runsOrError"]["results"]
+    assert run["runId"] == good.run_id
+    (materialization,) = story["assetOrError"]["assetMaterializations"]
+    values = {entry["label"]: entry for entry in materialization["metadataEntries"]}
+    assert values["rows_out"]["intValue"] == 4 and values["rows_out"]["intRepr"] == "4"
+    assert values["plays_in"]["intRepr"] == "2400"
+    assert values["result"]["path"] == str(Path(good.output_files[0]).parent)
+    assert values["seconds"]["floatValue"] > 0
+    assert values["first_date"]["text"] == "2020-01-01"
+    assert len(values["preview"]["table"]["records"]) == 4
+    checks = story["assetCheckExecutions"]
+    assert [(check["partition"], check["status"]) for check in checks] == [
+        ("plays.csv", "EXECUTION_FAILED"), ("demo.csv", "SUCCEEDED")
+    ]
+
+
+def _readme_queries() -> list[str]:
+    text = (Path(__file__).resolve().parents[1] / "deploy" / "README.md").read_text()
+    blocks = re.findall(r"```graphql\n(.*?)```", text, re.S)
+    return [textwrap.dedent(block) for block in blocks]
+
+
+def _graphql(url: str, query: str) -> dict:
+    request = urllib.request.Request(
+        f"{url}/graphql", json.dumps({"query": query}).encode(), {"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=120) as response:
+        answer = json.load(response)
+    assert "errors" not in answer, answer
+    return answer["data"]
 
 
 def dismiss_first_visit_dialog(page: Page) -> None:
