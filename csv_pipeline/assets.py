@@ -127,9 +127,11 @@ def _bad_file_fails_run(context: OpExecutionContext) -> Iterator[None]:
 
 
 def report_failed_partition(context: OpExecutionContext, sentence: str, details: dict) -> None:
-    """Put the reason a file failed on its partition of ``play_totals``, where the UI's Partitions
-    and Events views show it next to the failed run, as an observation with the sentence as its
-    description and metadata (a failed run materializes nothing, so nothing else would carry it)."""
+    """Put the reason a file failed on its partition of ``play_totals``: an observation with the
+    sentence as its description, which the asset's Events view of the partition and the failed
+    step's logs (the partition's "View logs") show without a stack trace. A failed run materializes
+    nothing, and Dagster OSS stores no failed-materialization events, so nothing else would carry it.
+    Every failure path that has its one sentence should call this."""
     context.log_event(
         AssetObservation(
             asset_key=play_totals.key,

@@ -55,8 +55,6 @@ class ShardReading:
     first_key: tuple[str, str] | None
     last_key: tuple[str, str] | None
     first_unsorted_line: int | None  # line of the shard (header = 1) whose key is not above the previous one
-    first_day: str | None
-    last_day: str | None
     song_totals: dict[str, int] = field(default_factory=dict)  # its top songs, and its first and last (partial) songs
 
 
@@ -66,7 +64,7 @@ def read_shard(uri: str, storage_options: dict) -> ShardReading:
     size = fs.size(path)
     convert = pacsv.ConvertOptions(column_types=dict(zip(OUTPUT_COLUMNS, (pa.string(), pa.string(), pa.int64()))))
     rows = plays = 0
-    first_key = last_key = unsorted = first_day = last_day = None
+    first_key = last_key = unsorted = None
     top: list[tuple[int, str]] = []
     first_song = last_song = None
     first_total = last_total = 0  # plays of the shard's first song, and of the song being summed
@@ -82,9 +80,6 @@ def read_shard(uri: str, storage_options: dict) -> ShardReading:
                 if position is not None:
                     unsorted = rows + position + 2  # 1-based, after the header
             plays += _exact_sum(totals)
-            low, high = pc.min_max(days).values()
-            first_day = first_day or low.as_py()
-            last_day = high.as_py() if last_day is None else max(last_day, high.as_py())
             by_song = pa.table({"song": songs, "plays": totals}).group_by("song", use_threads=False).aggregate([("plays", "sum")])
             for song, total in zip(by_song["song"].to_pylist(), by_song["plays_sum"].to_pylist()):
                 if song == last_song:
@@ -105,7 +100,7 @@ def read_shard(uri: str, storage_options: dict) -> ShardReading:
     if first_song is not None:  # perhaps partial: the song may continue in the shard before or after
         song_totals[first_song] = last_total if first_song == last_song else first_total
         song_totals[last_song] = last_total
-    return ShardReading(uri, size, rows, plays, header, first_key, last_key, unsorted, first_day, last_day, song_totals)
+    return ShardReading(uri, size, rows, plays, header, first_key, last_key, unsorted, song_totals)
 
 
 def _first_out_of_order(songs: pa.Array, days: pa.Array, previous: tuple[str, str] | None) -> int | None:
