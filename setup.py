@@ -40,6 +40,8 @@ setup(
             "pytest==9.2.0",
             "moto[server]==5.2.5",
             "psutil==7.2.2",
+            # the browser test drives the system's Chromium (/usr/bin/chromium), not a downloaded one
+            "playwright==1.65.2",
         ],
         "bench": [
             "polars==2.1.0",

@@ -9,12 +9,14 @@ stays in the scratch directory.
 
 import errno
 import os
+import posixpath
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from botocore.exceptions import BotoCoreError
 from dagster import (
+    AssetObservation,
     Backoff,
     Failure,
     Jitter,
@@ -129,7 +131,22 @@ def write_shards(
     return Output(manifest, metadata=metadata)
 
 
-@graph_asset(partitions_def=inbox_files)
+SHARD_PATHS_SHOWN = 20
+
+
+@graph_asset(
+    partitions_def=inbox_files,
+    group_name="play_counts",
+    kinds={"csv", "dask"},
+    owners=["team:support"],
+    description=(
+        "Play totals per (Song, Date) of one inbox file, as sorted CSV shards in the outbox: one "
+        "partition per file (its path under the inbox). A materialized partition lists its shards, "
+        "rows and plays in and out, a preview and the file's date range; a failed one carries the "
+        "reason the file was refused (an observation on the partition, and the run's "
+        "csv_pipeline/error tag). The checks read the shards back."
+    ),
+)
 def play_totals() -> engine.Manifest:
     """Play totals per (Song, Date) of one inbox file, as sorted CSV shards in the outbox."""
     return write_shards(aggregate_plays(validate_format()))
@@ -149,7 +166,7 @@ def _failure_explained(context: OpExecutionContext, doing: str, leftovers: Seque
         yield
     except engine.InvalidFileError as error:
         where = {"file": error.file_name, "line": error.line, "column": error.column, "value": error.value}
-        _fail_finally(context, error.message, leftovers)
+        _fail_finally(context, error.message, leftovers, where)
         raise Failure(
             description=error.message,
             metadata={"error": error.message, **{k: v for k, v in where.items() if v is not None}},
@@ -159,7 +176,7 @@ def _failure_explained(context: OpExecutionContext, doing: str, leftovers: Seque
         sentence = f"{context.partition_key}: {doing}: {_cause(error)}"
         final = not _may_heal(error) or context.retry_number >= TRANSIENT_RETRIES.max_retries
         if final:
-            _fail_finally(context, sentence, leftovers)
+            _fail_finally(context, sentence, leftovers, {"file": context.partition_key})
         else:
             context.log.warning(f"{sentence} Trying again (attempt {context.retry_number + 2}).")
         raise Failure(
@@ -167,10 +184,12 @@ def _failure_explained(context: OpExecutionContext, doing: str, leftovers: Seque
         ) from error
 
 
-def _fail_finally(context: OpExecutionContext, sentence: str, leftovers: Sequence[str]) -> None:
+def _fail_finally(context: OpExecutionContext, sentence: str, leftovers: Sequence[str], details: dict) -> None:
+    """The run's last word on the file: nothing half-written, the sentence in its tag and on its partition."""
     for url in leftovers:
         remove_tree(url)
     context.instance.add_run_tags(context.run_id, {ERROR_TAG: sentence})
+    report_failed_partition(context, sentence, details)
 
 
 def _may_heal(error: BaseException) -> bool:
@@ -192,6 +211,22 @@ def _cause(error: BaseException) -> str:
     return text.rstrip(".") + "."
 
 
+def report_failed_partition(context: OpExecutionContext, sentence: str, details: dict) -> None:
+    """Put the reason a file failed on its partition of ``play_totals``: an observation with the
+    sentence as its description, which the asset's Events view of the partition and the failed
+    step's logs (the partition's "View logs") show without a stack trace. A failed run materializes
+    nothing, and Dagster OSS stores no failed-materialization events, so nothing else would carry it.
+    Every failure path that has its one sentence should call this."""
+    context.log_event(
+        AssetObservation(
+            asset_key=play_totals.key,
+            partition=context.partition_key,
+            description=sentence,
+            metadata={"error": sentence, "status": "failed", **{k: v for k, v in details.items() if v is not None}},
+        )
+    )
+
+
 @contextmanager
 def _removed_on_error(url: str) -> Iterator[None]:
     """A failed run leaves nothing behind at ``url``."""
@@ -203,18 +238,20 @@ def _removed_on_error(url: str) -> Iterator[None]:
 
 
 def _materialization_metadata(context: OpExecutionContext, manifest: engine.Manifest) -> dict:
+    """Counts as numbers (the UI plots them across partitions), the result and its shards as paths."""
     started = context.instance.get_run_record_by_id(context.run_id).start_time
+    first_date, last_date = manifest.date_range or ("", "")
+    shard_paths = {
+        f"shard {posixpath.basename(shard.uri)}": MetadataValue.path(shard.uri)
+        for shard in manifest.shards[:SHARD_PATHS_SHOWN]
+    }
     return {
-        "output_files": MetadataValue.json(manifest.output_files),
-        "shards": MetadataValue.table(
-            [TableRecord({"uri": s.uri, "rows": s.rows, "bytes": s.bytes}) for s in manifest.shards],
-            schema=SHARDS_SCHEMA,
-        ),
         "rows_in": manifest.rows_in,
         "rows_out": manifest.rows_out,
-        "bytes_in": manifest.bytes_in,
-        "bytes_out": manifest.bytes_out,
-        "seconds": MetadataValue.float(round(time.time() - started, 3)),
+        "dagster/row_count": manifest.rows_out,
+        "plays_in": manifest.plays_in,
+        "first_date": first_date,
+        "last_date": last_date,
         "preview": MetadataValue.table(
             [
                 TableRecord(
@@ -224,4 +261,16 @@ def _materialization_metadata(context: OpExecutionContext, manifest: engine.Mani
             ],
             schema=PREVIEW_SCHEMA,
         ),
+        "result": MetadataValue.path(manifest.output_url),
+        "manifest": MetadataValue.path(f"{manifest.output_url}/_SUCCESS"),
+        **shard_paths,
+        "shard_count": len(manifest.shards),
+        "bytes_in": manifest.bytes_in,
+        "bytes_out": manifest.bytes_out,
+        "seconds": MetadataValue.float(round(time.time() - started, 3)),
+        "shards": MetadataValue.table(
+            [TableRecord({"uri": s.uri, "rows": s.rows, "bytes": s.bytes}) for s in manifest.shards],
+            schema=SHARDS_SCHEMA,
+        ),
+        "output_files": MetadataValue.json(manifest.output_files),
     }

@@ -1,26 +1,31 @@
 """The code location: everything Dagster loads, configured from the environment (SPEC section 7)."""
 
-from dagster import Definitions, FilesystemIOManager
+from dagster import Definitions
 
 from csv_pipeline.assets import play_totals
+from csv_pipeline.checks import verify_shards
 from csv_pipeline.console import console_logger
+from csv_pipeline.dask_logging import quiet_normal_shutdown
 from csv_pipeline.executor import dask_executor_for
+from csv_pipeline.io_managers import StepOutputsIOManager
 from csv_pipeline.jobs import process_inbox_file
 from csv_pipeline.resources import PlayFiles
 from csv_pipeline.sensors import inbox_sensor
 from csv_pipeline.settings import Settings
 
 settings = Settings.from_env()
+quiet_normal_shutdown()
 
 defs = Definitions(
     assets=[play_totals],
+    asset_checks=[verify_shards],
     jobs=[process_inbox_file],
     sensors=[inbox_sensor],
     resources={
         "play_files": PlayFiles.from_settings(settings),
         # Steps may run on different machines of a Dask cluster: there, CSV_PIPELINE_STEP_OUTPUTS
         # names storage they all reach (s3://...); by default the instance's storage directory.
-        "io_manager": FilesystemIOManager(base_dir=settings.step_outputs),
+        "io_manager": StepOutputsIOManager(base_dir=settings.step_outputs),
     },
     executor=dask_executor_for(settings),
     # The "console" logger of a run whose config names it (csv-pipeline process): INFO, errors as one line.
