@@ -23,10 +23,6 @@ from csv_pipeline.resources import PlayFiles
 from csv_pipeline.settings import Settings, absolute_url
 from csv_pipeline.tags import ERROR_TAG, FILE_TAG, VERSION_TAG
 
-# Without a "loggers" entry in the run config Dagster logs to the terminal with its own console
-# logger (DEBUG, stack traces); naming the job's "console" (csv_pipeline.console) selects that one.
-CONSOLE_AT_INFO = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
-
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -86,7 +82,7 @@ def run_file(input_url: str, output_url: str) -> RunResult:
         result = execute_job(
             PROCESS_INBOX_FILE,
             instance,
-            run_config={**PlayFiles.from_settings(settings).run_config(), **CONSOLE_AT_INFO},
+            run_config=PlayFiles.from_settings(settings).run_config(),
             tags={"dagster/partition": file_key, FILE_TAG: file_key, VERSION_TAG: version},
         )
         run = instance.get_run_by_id(result.run_id)

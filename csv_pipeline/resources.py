@@ -58,5 +58,10 @@ class PlayFiles(ConfigurableResource):
         return f"{self.scratch}/{run_id}"
 
     def run_config(self) -> dict[str, Any]:
-        """This resource's values as run config, for the runs the sensor and the CLI launch."""
-        return {"resources": {"play_files": {"config": self.model_dump()}}}
+        """The run config of the runs the sensor and the CLI launch: this resource's values, and the
+        project's console logger (INFO, each error as one line) instead of Dagster's DEBUG one with
+        stack traces, which a run gets when its config names no logger."""
+        return {
+            "resources": {"play_files": {"config": self.model_dump()}},
+            "loggers": {"console": {"config": {"log_level": "INFO"}}},
+        }
