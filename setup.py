@@ -31,12 +31,17 @@ setup(
         "s3fs==2026.9.0",
         "tqdm==4.70.1",
         "requests>=2.31",
+        # The play history table (Delta Lake) and the aggregation of `csv-pipeline history`.
+        "deltalake==1.6.6",
+        "duckdb==2.0.1",
     ],
     extras_require={
         "dev": [
             "pytest==9.2.0",
             "moto[server]==5.2.5",
             "psutil==7.2.2",
+            # The second, independent reader of the play history in the tests.
+            "polars==2.1.0",
         ],
         "bench": [
             "polars==2.1.0",
