@@ -10,12 +10,14 @@ written with a conditional PUT (``If-None-Match``), so two writers cannot take t
 """
 
 import datetime
+import functools
+import operator
 import os
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import fsspec
 import pyarrow as pa
@@ -23,6 +25,9 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
 from csv_pipeline.engine.rules import OUTPUT_COLUMNS
+
+if TYPE_CHECKING:
+    import duckdb
 
 SCHEMA = pa.schema(
     [
@@ -78,23 +83,23 @@ def storage_options(url: str, environ: Mapping[str, str] = os.environ) -> dict[s
 def replace_file(table_url: str, file_key: str, run_id: str, shard_urls: Sequence[str]) -> int:
     """Make the rows of ``shard_urls`` the whole contribution of ``file_key``, in one commit.
 
-    The shards are streamed (read once, a block at a time); returns the table's version after it.
+    The shards are streamed (read once, a block at a time); returns the version of the commit.
     """
     from deltalake import CommitProperties, DeltaTable, WriterProperties, write_deltalake
 
     options = storage_options(table_url)
     _create_once(table_url, options)
+    table = DeltaTable(table_url, storage_options=options)
     write_deltalake(
-        table_url,
+        table,
         pa.RecordBatchReader.from_batches(SCHEMA, _shard_batches(shard_urls, file_key, run_id)),
         mode="overwrite",
         predicate=f"file_key = {_sql_string(file_key)}",
         partition_by=["file_key"],
-        storage_options=options,
         writer_properties=WriterProperties(max_row_group_size=ROW_GROUP_ROWS, compression="ZSTD"),
         commit_properties=CommitProperties(max_commit_retries=COMMIT_RETRIES),
     )
-    return DeltaTable(table_url, storage_options=options).version()
+    return table.version()  # the version this commit took
 
 
 def _create_once(table_url: str, options: dict[str, str]) -> None:
@@ -126,11 +131,8 @@ def _shard_batches(shard_urls: Sequence[str], file_key: str, run_id: str) -> Ite
     for url in shard_urls:
         with fsspec.open(url, "rb") as stream:
             for batch in pa_csv.open_csv(stream, convert_options=convert):
-                rows = batch.num_rows
-                yield pa.RecordBatch.from_arrays(
-                    [*batch.columns, pa.array([file_key] * rows, pa.string()), pa.array([run_id] * rows, pa.string())],
-                    schema=SCHEMA,
-                )
+                constants = [pa.repeat(pa.scalar(value, pa.string()), batch.num_rows) for value in (file_key, run_id)]
+                yield pa.RecordBatch.from_arrays([*batch.columns, *constants], schema=SCHEMA)
 
 
 def _sql_string(value: str) -> str:
@@ -168,7 +170,7 @@ def write_totals(
         columns=["song", "date", "plays"], filter=_row_filter(song, date_from, date_until)
     )
     with _duckdb() as connection:
-        rows = connection.from_arrow(scanner.to_reader())
+        connection.register("rows", scanner.to_reader())
         totals = connection.sql(
             "SELECT song AS \"Song\", date AS \"Date\", CAST(sum(plays) AS BIGINT) AS \"Total Number of Plays for Date\" "
             "FROM rows GROUP BY song, date ORDER BY song, date"
@@ -197,10 +199,7 @@ def _row_filter(song: str | None, date_from: datetime.date | None, date_until: d
         conditions.append(pc.field("date") >= date_from)
     if date_until is not None:
         conditions.append(pc.field("date") <= date_until)
-    expression = None
-    for condition in conditions:
-        expression = condition if expression is None else expression & condition
-    return expression
+    return functools.reduce(operator.and_, conditions) if conditions else None
 
 
 def _dataset(table_url: str):

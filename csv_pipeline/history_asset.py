@@ -83,6 +83,7 @@ def maintain_play_history() -> None:
 
 
 maintain_play_history_daily = ScheduleDefinition(
+    name="maintain_play_history_daily",
     job=maintain_play_history,
     cron_schedule="30 3 * * *",
     default_status=DefaultScheduleStatus.RUNNING,

@@ -139,19 +139,17 @@ def process_command(tmp_path: Path, env: dict[str, str]) -> Callable[[str, bytes
 
 
 @pytest.mark.parametrize("on_s3", [False, True], ids=["local history", "S3 history"])
-def test_history_through_the_process_command(tmp_path, on_s3, request):
-    env = {**os.environ}
+def test_history_through_the_process_command(tmp_path, on_s3, request, monkeypatch):
     if on_s3:
         endpoint = request.getfixturevalue("s3_endpoint")
-        env.update(FAKE_AWS, AWS_ENDPOINT_URL=endpoint)
+        for name, value in {**FAKE_AWS, "AWS_ENDPOINT_URL": endpoint}.items():
+            monkeypatch.setenv(name, value)  # for the commands, and for polars and deltalake here
         bucket = f"history-{os.getpid()}"
         _make_bucket(endpoint, bucket)
         table_url = f"s3://{bucket}/plays/_history"
-        os.environ.update(FAKE_AWS, AWS_ENDPOINT_URL=endpoint)  # for polars and deltalake in this process
-        request.addfinalizer(lambda: [os.environ.pop(key, None) for key in (*FAKE_AWS, "AWS_ENDPOINT_URL")])
     else:
         table_url = str(tmp_path / "history")
-    env["CSV_PIPELINE_HISTORY"] = table_url
+    env = {**os.environ, "CSV_PIPELINE_HISTORY": table_url}
     start = process_command(tmp_path, env)
 
     check_history_contract(lambda key, content: start(key, content)(), env, tmp_path, table_url)
@@ -269,3 +267,22 @@ def _make_bucket(endpoint: str, bucket: str) -> None:
     s3fs.S3FileSystem(
         endpoint_url=endpoint, key=FAKE_AWS["AWS_ACCESS_KEY_ID"], secret=FAKE_AWS["AWS_SECRET_ACCESS_KEY"], skip_instance_cache=True
     ).mkdir(bucket)
+
+
+def test_the_maintenance_job_runs_on_the_table_of_the_configured_location(tmp_path, play_files: PlayFiles):
+    from csv_pipeline.definitions import defs
+    from csv_pipeline.history_asset import PlayHistory, maintain_play_history
+
+    table_url = str(tmp_path / "elsewhere")
+    shard = tmp_path / "part-00000.csv"
+    shard.write_text("Song,Date,Total Number of Plays for Date\nA,2020-01-01,1\n")
+    history.replace_file(table_url, "a.csv", "run-1", [str(shard)])
+    history.replace_file(table_url, "a.csv", "run-2", [str(shard)])
+
+    result = maintain_play_history.execute_in_process(
+        resources={"play_files": play_files, "history_table": PlayHistory(location=table_url)}
+    )
+
+    assert result.success
+    assert any(path.name.endswith(".checkpoint.parquet") for path in (tmp_path / "elsewhere" / "_delta_log").iterdir())
+    assert defs.get_schedule_def("maintain_play_history_daily").job.name == "maintain_play_history"
