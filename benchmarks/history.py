@@ -4,7 +4,8 @@ against that file's own run, and ``csv-pipeline history --song`` on the result.
 One demo file is made and processed once with ``csv-pipeline process`` (its own run, which
 also loads it into a history of its own); its shards are then loaded into a second history
 under ten file keys, and once more under an eleventh: that last load is the cost of adding a
-file to a history of ten. The summary that the asset puts in its metadata is timed apart.
+file to a history of ten. The run's metadata (from the table's log) and the nightly scan of
+the whole history are timed apart.
 Everything is under ``--data-dir`` (default ``/tmp/csv_pipeline_history_bench``), removed at
 the end unless ``--keep``.
 
@@ -14,6 +15,7 @@ the end unless ``--keep``.
 
 import argparse
 import csv
+import itertools
 import json
 import os
 import shutil
@@ -100,15 +102,17 @@ def measure(data: Path, size: str, files: int) -> list[tuple[str, float, float |
     url = str(data / "history")
     loads = [timed(lambda key=f"file-{index:02d}.csv": history.replace_file(url, key, "bench", shards))[0] for index in range(files)]
     table.append((f"load the shards under {files} keys, each (mean)", sum(loads) / len(loads), None, f"min {min(loads):.2f}, max {max(loads):.2f}"))
-    add, version = timed(lambda: history.replace_file(url, f"file-{files:02d}.csv", "bench", shards))
-    table.append((f"add the file's result to a history of {files} files", add, None, f"table version {version}"))
+    add, loaded = timed(lambda: history.replace_file(url, f"file-{files:02d}.csv", "bench", shards))
+    table.append((f"add the file's result to a history of {files} files", add, None, f"table version {loaded.version}"))
     again, _ = timed(lambda: history.replace_file(url, f"file-{files:02d}.csv", "bench-2", shards))
     table.append(("replace that file's contribution (same key again)", again, None, ""))
-    summary_time, summary = timed(lambda: history.summarize(url))
-    table.append(("summary for the metadata (whole history scanned)", summary_time, None, f"{summary.rows:,} rows, {summary.distinct_songs:,} songs, {len(summary.plays_per_month)} months"))
+    log_time, contents = timed(lambda: history.contents(url))
+    table.append(("the run's metadata from the log (files, rows, dates)", log_time, None, f"{contents.files} files, {contents.rows:,} rows"))
+    scan_time, totals = timed(lambda: history.scan_totals(url))
+    table.append(("nightly scan: distinct songs, plays per month", scan_time, None, f"{totals.distinct_songs:,} songs, {len(totals.plays_per_month)} months"))
 
     with open(shards[len(shards) // 2], newline="") as shard:
-        song = list(next(iter([list(csv.reader(shard))[1:2]])))[0][0]
+        song = list(itertools.islice(csv.reader(shard), 1, 2))[0][0]  # the first song of a shard
     query_env = {**os.environ, "CSV_PIPELINE_HISTORY": url}
     wall, peak, done = run_measured([str(BIN / "csv-pipeline"), "history", "--song", song], query_env)
     lines = done.stdout.count("\n") - 1

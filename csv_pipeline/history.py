@@ -51,16 +51,33 @@ QUERY_MEMORY_LIMIT = "1GB"
 
 
 @dataclass(frozen=True)
-class Summary:
-    """What the history holds, for the asset's metadata."""
+class Contents:
+    """What the table holds, from its log alone (file statistics; no data read)."""
 
     version: int
     files: int
     rows: int
-    distinct_songs: int
     first_date: datetime.date | None
     last_date: datetime.date | None
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """One file's contribution, counted while it was loaded."""
+
+    version: int  # of the commit
+    rows: int
+    songs: int
     plays_per_month: tuple[tuple[str, int], ...]  # ("YYYY-MM", plays), in month order
+
+
+@dataclass(frozen=True)
+class Totals:
+    """Figures of the whole history that only a scan of its rows gives."""
+
+    version: int
+    distinct_songs: int
+    plays_per_month: tuple[tuple[str, int], ...]
 
 
 def storage_options(url: str, environ: Mapping[str, str] = os.environ) -> dict[str, str]:
@@ -80,26 +97,58 @@ def storage_options(url: str, environ: Mapping[str, str] = os.environ) -> dict[s
     return options
 
 
-def replace_file(table_url: str, file_key: str, run_id: str, shard_urls: Sequence[str]) -> int:
+def replace_file(table_url: str, file_key: str, run_id: str, shard_urls: Sequence[str]) -> Loaded:
     """Make the rows of ``shard_urls`` the whole contribution of ``file_key``, in one commit.
 
-    The shards are streamed (read once, a block at a time); returns the version of the commit.
+    The shards are streamed (read once, a block at a time), and counted on the way.
     """
     from deltalake import CommitProperties, DeltaTable, WriterProperties, write_deltalake
 
     options = storage_options(table_url)
     _create_once(table_url, options)
     table = DeltaTable(table_url, storage_options=options)
+    count = _Count()
     write_deltalake(
         table,
-        pa.RecordBatchReader.from_batches(SCHEMA, _shard_batches(shard_urls, file_key, run_id)),
+        pa.RecordBatchReader.from_batches(SCHEMA, count.passing(_shard_batches(shard_urls, file_key, run_id))),
         mode="overwrite",
         predicate=f"file_key = {_sql_string(file_key)}",
         partition_by=["file_key"],
         writer_properties=WriterProperties(max_row_group_size=ROW_GROUP_ROWS, compression="ZSTD"),
         commit_properties=CommitProperties(max_commit_retries=COMMIT_RETRIES),
     )
-    return table.version()  # the version this commit took
+    return Loaded(table.version(), count.rows, count.songs, tuple(sorted(count.plays_per_month.items())))
+
+
+class _Count:
+    """Rows, songs and plays per month of the batches that pass through.
+
+    All rows of a song are adjacent in a result's shards (sorted within a shard, and a song
+    that spills into the next shard continues at its start), so the songs are the runs of
+    equal neighbours."""
+
+    def __init__(self) -> None:
+        self.rows = 0
+        self.songs = 0
+        self.plays_per_month: dict[str, int] = {}
+        self._last_song: str | None = None
+
+    def passing(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            self._count(batch)
+            yield batch
+
+    def _count(self, batch: pa.RecordBatch) -> None:
+        if not batch.num_rows:
+            return
+        songs = batch.column("song")
+        self.rows += batch.num_rows
+        self.songs += pc.sum(pc.not_equal(songs[1:], songs[:-1])).as_py() or 0
+        self.songs += songs[0].as_py() != self._last_song
+        self._last_song = songs[-1].as_py()
+        months = pa.table({"month": pc.strftime(batch.column("date"), "%Y-%m"), "plays": batch.column("plays")})
+        for row in months.group_by("month").aggregate([("plays", "sum")]).to_pylist():
+            self.plays_per_month[row["month"]] = self.plays_per_month.get(row["month"], 0) + row["plays_sum"]
 
 
 def _create_once(table_url: str, options: dict[str, str]) -> None:
@@ -219,22 +268,38 @@ def _duckdb() -> Iterator["duckdb.DuckDBPyConnection"]:
             yield connection
 
 
-def summarize(table_url: str) -> Summary:
-    """Files, rows and version from the Delta log; distinct songs, date range and plays per
-    month from one columnar scan (song, date and plays only)."""
+def contents(table_url: str) -> Contents:
+    """Files, rows and date range of the table from its log's file statistics: the cost grows
+    with the number of data files, never with their rows."""
     from deltalake import DeltaTable
 
     table = DeltaTable(table_url, storage_options=storage_options(table_url))
     actions = pa.table(table.get_add_actions(flatten=True))
-    files = len(pc.unique(actions["partition.file_key"])) if actions.num_rows else 0
-    rows = int(pc.sum(actions["num_records"]).as_py() or 0)
+    if not actions.num_rows:
+        return Contents(table.version(), 0, 0, None, None)
+    return Contents(
+        version=table.version(),
+        files=len(pc.unique(actions["partition.file_key"])),
+        rows=pc.sum(actions["num_records"]).as_py(),
+        first_date=pc.min(actions["min.date"]).as_py(),
+        last_date=pc.max(actions["max.date"]).as_py(),
+    )
+
+
+def scan_totals(table_url: str) -> Totals:
+    """Distinct songs and plays per month of the whole history: a scan of its ``song``,
+    ``date`` and ``plays`` columns, so it takes time in proportion to the history (the
+    nightly maintenance runs it, not each file's run)."""
+    from deltalake import DeltaTable
+
+    table = DeltaTable(table_url, storage_options=storage_options(table_url))
     with _duckdb() as connection:
         connection.register("history", table.to_pyarrow_dataset())  # scanned with only the columns named
-        ((songs, first, last),) = connection.sql("SELECT count(DISTINCT song), min(date), max(date) FROM history").fetchall()
+        ((songs,),) = connection.sql("SELECT count(DISTINCT song) FROM history").fetchall()
         months = connection.sql(
             "SELECT strftime(date, '%Y-%m') AS month, CAST(sum(plays) AS BIGINT) FROM history GROUP BY month ORDER BY month"
         ).fetchall()
-    return Summary(table.version(), files, rows, int(songs), first, last, tuple((m, int(p)) for m, p in months))
+    return Totals(table.version(), int(songs), tuple((month, int(plays)) for month, plays in months))
 
 
 def maintain(table_url: str, retention_hours: int = 168) -> dict[str, int]:

@@ -8,6 +8,7 @@ a file (the sensor, the UI, ``csv-pipeline process``) updates the history, and a
 
 from dagster import (
     AssetExecutionContext,
+    AssetObservation,
     ConfigurableResource,
     DefaultScheduleStatus,
     MaterializeResult,
@@ -27,6 +28,8 @@ from csv_pipeline import engine, history
 from csv_pipeline.partitions import inbox_files
 from csv_pipeline.resources import PlayFiles
 
+# The observation also carries the latest months as numbers of their own, which the UI plots.
+MONTHS_PLOTTED = 24
 PLAYS_PER_MONTH_SCHEMA = TableSchema(columns=[TableColumn("month", "string"), TableColumn("plays", "int")])
 
 
@@ -45,35 +48,63 @@ def play_history(
     context: AssetExecutionContext, play_files: PlayFiles, history_table: PlayHistory, play_totals: engine.Manifest
 ) -> MaterializeResult:
     """Play totals per (Song, Date) of every processed file, one Delta Lake table; this
-    partition is the file's latest successful result."""
+    partition is the file's latest successful result.
+
+    The metadata costs no scan of the history: the table's files, rows and dates come from its
+    log, the file's songs and plays per month were counted while it was loaded."""
     url = history_table.url(play_files)
-    version = history.replace_file(url, context.partition_key, context.run.run_id, play_totals.output_files)
-    summary = history.summarize(url)
-    context.log.info(f"{context.partition_key}: {play_totals.rows_out} rows in {url} (version {version})")
+    loaded = history.replace_file(url, context.partition_key, context.run.run_id, play_totals.output_files)
+    contents = history.contents(url)
+    context.log.info(f"{context.partition_key}: {loaded.rows} rows in {url} (version {loaded.version})")
     return MaterializeResult(
         metadata={
             "table": MetadataValue.path(url),
-            "table_version": version,
-            "rows_of_file": play_totals.rows_out,
-            "files": summary.files,
-            "rows": summary.rows,
-            "distinct_songs": summary.distinct_songs,
-            "first_date": str(summary.first_date),
-            "last_date": str(summary.last_date),
-            "total_plays": sum(plays for _, plays in summary.plays_per_month),
-            "plays_per_month": MetadataValue.table(
-                [TableRecord({"month": month, "plays": plays}) for month, plays in summary.plays_per_month],
-                schema=PLAYS_PER_MONTH_SCHEMA,
-            ),
+            "table_version": loaded.version,
+            "files": contents.files,
+            "rows": contents.rows,
+            "first_date": str(contents.first_date),
+            "last_date": str(contents.last_date),
+            "file_rows": loaded.rows,
+            "file_songs": loaded.songs,
+            "file_plays": sum(plays for _, plays in loaded.plays_per_month),
+            "file_plays_per_month": _months_table(loaded.plays_per_month),
         }
     )
 
 
 @op
 def maintain_history_table(context: OpExecutionContext, play_files: PlayFiles, history_table: PlayHistory) -> None:
-    """Compact, checkpoint and vacuum the history table (see ``history.maintain``)."""
-    metrics = history.maintain(history_table.url(play_files))
-    context.log.info(f"history maintenance: {metrics}")
+    """Compact, checkpoint and vacuum the history table (see ``history.maintain``), then record
+    what only a scan of the whole history tells as an observation of ``play_history``."""
+    url = history_table.url(play_files)
+    metrics = history.maintain(url)
+    context.log.info(f"history maintenance of {url}: {metrics}")
+    if not history.exists(url):
+        return
+    contents, totals = history.contents(url), history.scan_totals(url)
+    context.log_event(
+        AssetObservation(
+            asset_key=play_history.key,
+            metadata={
+                "table": MetadataValue.path(url),
+                "table_version": totals.version,
+                "files": contents.files,
+                "rows": contents.rows,
+                "distinct_songs": totals.distinct_songs,
+                "first_date": str(contents.first_date),
+                "last_date": str(contents.last_date),
+                "total_plays": sum(plays for _, plays in totals.plays_per_month),
+                "plays_per_month": _months_table(totals.plays_per_month),
+                **{f"plays {month}": plays for month, plays in totals.plays_per_month[-MONTHS_PLOTTED:]},
+            },
+        )
+    )
+
+
+def _months_table(plays_per_month: tuple[tuple[str, int], ...]) -> MetadataValue:
+    return MetadataValue.table(
+        [TableRecord({"month": month, "plays": plays}) for month, plays in plays_per_month], schema=PLAYS_PER_MONTH_SCHEMA
+    )
 
 
 @job(executor_def=in_process_executor)
@@ -87,5 +118,5 @@ maintain_play_history_daily = ScheduleDefinition(
     job=maintain_play_history,
     cron_schedule="30 3 * * *",
     default_status=DefaultScheduleStatus.RUNNING,
-    description="Compact, checkpoint and vacuum the play history table every night.",
+    description="Compact, checkpoint and vacuum the play history table every night, and observe its totals.",
 )

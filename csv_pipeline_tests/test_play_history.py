@@ -185,12 +185,12 @@ def test_history_through_the_job_follows_the_outbox_by_default(tmp_path, instanc
 
     latest = {key: value.value for key, value in materializations[-1].metadata.items()}
     assert materializations[-1].partition == "first.csv"
-    assert (latest["files"], latest["rows"], latest["distinct_songs"]) == (2, 5, 4)
+    assert (latest["files"], latest["rows"]) == (2, 5)
     assert (latest["first_date"], latest["last_date"]) == ("2020-01-01", "2020-03-01")
     assert latest["table_version"] == _version(table_url)
-    per_month = [(record.data["month"], record.data["plays"]) for record in latest["plays_per_month"].records]
-    assert per_month == [("2020-01", 14), ("2020-02", 9), ("2020-03", 4)]
-    assert latest["total_plays"] == 27
+    assert (latest["file_rows"], latest["file_songs"], latest["file_plays"]) == (2, 2, 14)
+    per_month = [(record.data["month"], record.data["plays"]) for record in latest["file_plays_per_month"].records]
+    assert per_month == [("2020-01", 10), ("2020-03", 4)]
 
 
 def test_concurrent_commits_of_different_files_are_all_kept(tmp_path):
@@ -269,15 +269,16 @@ def _make_bucket(endpoint: str, bucket: str) -> None:
     ).mkdir(bucket)
 
 
-def test_the_maintenance_job_runs_on_the_table_of_the_configured_location(tmp_path, play_files: PlayFiles):
+def test_the_maintenance_job_compacts_and_observes_the_whole_history(tmp_path, play_files: PlayFiles):
     from csv_pipeline.definitions import defs
     from csv_pipeline.history_asset import PlayHistory, maintain_play_history
 
     table_url = str(tmp_path / "elsewhere")
-    shard = tmp_path / "part-00000.csv"
-    shard.write_text("Song,Date,Total Number of Plays for Date\nA,2020-01-01,1\n")
-    history.replace_file(table_url, "a.csv", "run-1", [str(shard)])
-    history.replace_file(table_url, "a.csv", "run-2", [str(shard)])
+    for name, content in {"a.csv": "A,2020-01-01,1\nB,2020-02-01,2\n", "b.csv": "A,2020-01-01,4\nC,2020-02-09,8\n"}.items():
+        shard = tmp_path / f"{name}-part-00000.csv"
+        shard.write_text("Song,Date,Total Number of Plays for Date\n" + content)
+        history.replace_file(table_url, name, "run-1", [str(shard)])
+        history.replace_file(table_url, name, "run-2", [str(shard)])
 
     result = maintain_play_history.execute_in_process(
         resources={"play_files": play_files, "history_table": PlayHistory(location=table_url)}
@@ -285,4 +286,11 @@ def test_the_maintenance_job_runs_on_the_table_of_the_configured_location(tmp_pa
 
     assert result.success
     assert any(path.name.endswith(".checkpoint.parquet") for path in (tmp_path / "elsewhere" / "_delta_log").iterdir())
+    (observation,) = [event.asset_observation_data.asset_observation for event in result.all_events if event.event_type_value == "ASSET_OBSERVATION"]
+    assert observation.asset_key == AssetKey("play_history")
+    metadata = {key: value.value for key, value in observation.metadata.items()}
+    assert (metadata["files"], metadata["rows"], metadata["distinct_songs"], metadata["total_plays"]) == (2, 4, 3, 15)
+    assert [(r.data["month"], r.data["plays"]) for r in metadata["plays_per_month"].records] == [("2020-01", 5), ("2020-02", 10)]
+    assert (metadata["plays 2020-01"], metadata["plays 2020-02"]) == (5, 10)
+    assert metadata["table_version"] == _version(table_url)
     assert defs.get_schedule_def("maintain_play_history_daily").job.name == "maintain_play_history"
