@@ -294,3 +294,10 @@ def test_the_maintenance_job_compacts_and_observes_the_whole_history(tmp_path, p
     assert (metadata["plays 2020-01"], metadata["plays 2020-02"]) == (5, 10)
     assert metadata["table_version"] == _version(table_url)
     assert defs.get_schedule_def("maintain_play_history_daily").job.name == "maintain_play_history"
+
+
+def test_the_history_location_follows_the_outbox_unless_set():
+    from csv_pipeline.settings import Settings
+
+    assert Settings.from_env({"CSV_PIPELINE_OUTBOX": "s3://plays/outbox"}).history_url == "s3://plays/outbox/_history"
+    assert Settings.from_env({"CSV_PIPELINE_HISTORY": "s3://plays/history/"}).history_url == "s3://plays/history"
