@@ -146,9 +146,14 @@ class _Count:
         self.songs += pc.sum(pc.not_equal(songs[1:], songs[:-1])).as_py() or 0
         self.songs += songs[0].as_py() != self._last_song
         self._last_song = songs[-1].as_py()
-        months = pa.table({"month": pc.strftime(batch.column("date"), "%Y-%m"), "plays": batch.column("plays")})
+        # Sum per date first (an integer hash aggregate over the batch), then per month over the
+        # few distinct dates: calendar arithmetic on every row would cost more than the load.
+        days = pa.table({"date": batch.column("date"), "plays": batch.column("plays")}).group_by("date").aggregate([("plays", "sum")])
+        dates = days.column("date")
+        months = pa.table({"month": pc.add(pc.multiply(pc.year(dates), 100), pc.month(dates)), "plays": days.column("plays_sum")})
         for row in months.group_by("month").aggregate([("plays", "sum")]).to_pylist():
-            self.plays_per_month[row["month"]] = self.plays_per_month.get(row["month"], 0) + row["plays_sum"]
+            month = f"{row['month'] // 100:04d}-{row['month'] % 100:02d}"
+            self.plays_per_month[month] = self.plays_per_month.get(month, 0) + row["plays_sum"]
 
 
 def _create_once(table_url: str, options: dict[str, str]) -> None:
