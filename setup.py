@@ -34,6 +34,9 @@ setup(
         "s3fs==2026.9.0",
         "tqdm==4.70.1",
         "requests>=2.31",
+        # The play history table (Delta Lake) and the aggregation of `csv-pipeline history`.
+        "deltalake==1.6.6",
+        "duckdb==2.0.1",
     ],
     extras_require={
         "dev": [
@@ -42,6 +45,8 @@ setup(
             "psutil==7.2.2",
             # the browser test drives the system's Chromium (/usr/bin/chromium), not a downloaded one
             "playwright==1.65.2",
+            # The second, independent reader of the play history in the tests.
+            "polars==2.1.0",
         ],
         "bench": [
             "polars==2.1.0",

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from csv_pipeline.demo_command import add_demo_file_command
+from csv_pipeline.history_command import add_history_command
 from csv_pipeline.process_command import add_process_command
 from csv_pipeline.service_commands import add_result_command, add_status_command, add_submit_command
 
@@ -22,6 +23,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         add_status_command,
         add_result_command,
         add_demo_file_command,
+        add_history_command,
     ):
         add_command(subparsers)
     args = parser.parse_args(argv)

@@ -8,6 +8,7 @@ from csv_pipeline.console import console_logger
 from csv_pipeline.dask_logging import quiet_normal_shutdown
 from csv_pipeline.executor import dask_executor_for
 from csv_pipeline.io_managers import StepOutputsIOManager
+from csv_pipeline.history_asset import PlayHistory, maintain_play_history, maintain_play_history_daily, play_history
 from csv_pipeline.jobs import process_inbox_file
 from csv_pipeline.resources import PlayFiles
 from csv_pipeline.sensors import inbox_sensor
@@ -17,12 +18,14 @@ settings = Settings.from_env()
 quiet_normal_shutdown()
 
 defs = Definitions(
-    assets=[play_totals],
+    assets=[play_totals, play_history],
     asset_checks=[verify_shards],
-    jobs=[process_inbox_file],
+    jobs=[process_inbox_file, maintain_play_history],
     sensors=[inbox_sensor],
+    schedules=[maintain_play_history_daily],
     resources={
         "play_files": PlayFiles.from_settings(settings),
+        "history_table": PlayHistory(location=settings.history or ""),
         # Steps may run on different machines of a Dask cluster: there, CSV_PIPELINE_STEP_OUTPUTS
         # names storage they all reach (s3://...); by default the instance's storage directory.
         "io_manager": StepOutputsIOManager(base_dir=settings.step_outputs),

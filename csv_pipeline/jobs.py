@@ -4,11 +4,15 @@ from dagster import define_asset_job
 from dagster._core.definitions.reconstruct import ReconstructableRepository
 
 from csv_pipeline.assets import play_totals
+from csv_pipeline.history_asset import play_history
 
 process_inbox_file = define_asset_job(
     "process_inbox_file",
-    selection=[play_totals],
-    description="Validate one inbox file, sum its plays per (Song, Date) on Dask, write the shards.",
+    selection=[play_totals, play_history],
+    description=(
+        "Validate one inbox file, sum its plays per (Song, Date) on Dask, write the shards, "
+        "and make them the file's contribution to the play history."
+    ),
 )
 
 # The job as ``execute_job`` needs it: a pointer that the Dask workers rebuild from the code location.

@@ -105,7 +105,7 @@ def _run_result(result: JobExecutionResult, status: str, tags: Mapping[str, str]
     known = {"status": status, "run_id": result.run_id, "file": tags[FILE_TAG]}
     if not result.success:
         return RunResult(**known, error=tags.get(ERROR_TAG) or _failure_message(result))
-    (event,) = result.get_asset_materialization_events()
+    (event,) = [e for e in result.get_asset_materialization_events() if e.asset_key.path == ["play_totals"]]
     metadata = event.step_materialization_data.materialization.metadata
     return RunResult(
         **known,

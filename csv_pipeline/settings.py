@@ -28,6 +28,11 @@ class Settings:
     dagster_url: str
     dagster_home: str
     step_outputs: str | None  # where ops hand each other their small results; None: the instance's storage
+    history: str | None = None  # the play history table; None: <outbox>/_history of each run
+
+    @property
+    def history_url(self) -> str:
+        return self.history or f"{self.outbox}/_history"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> "Settings":
@@ -44,6 +49,7 @@ class Settings:
             dagster_url=environ.get("CSV_PIPELINE_DAGSTER_URL", "http://127.0.0.1:3000").rstrip("/"),
             dagster_home=os.path.abspath(environ.get("DAGSTER_HOME", "./.dagster_home")),
             step_outputs=absolute_url(environ["CSV_PIPELINE_STEP_OUTPUTS"]) if environ.get("CSV_PIPELINE_STEP_OUTPUTS") else None,
+            history=absolute_url(environ["CSV_PIPELINE_HISTORY"]) if environ.get("CSV_PIPELINE_HISTORY") else None,
         )
 
 

@@ -1,0 +1,326 @@
+"""The play history: every file's totals in one Delta Lake table, cumulative across files.
+
+No Dagster imports: the asset, the schedule and ``csv-pipeline history`` call these functions,
+and tests call them alone. The table is partitioned by ``file_key``, so a file's contribution is
+one partition: loading a file replaces that partition in one commit (the file's old rows are
+removed and its new rows added atomically), whatever else the table holds, and the cost is the
+file's own shards, read once. Commits of different files never conflict: delta-rs checks a
+losing commit against the winners and retries it on the next version; on S3 the log entry is
+written with a conditional PUT (``If-None-Match``), so two writers cannot take the same version.
+"""
+
+import datetime
+import functools
+import operator
+import os
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import IO, TYPE_CHECKING
+
+import fsspec
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
+
+from csv_pipeline.engine.rules import OUTPUT_COLUMNS
+
+if TYPE_CHECKING:
+    import duckdb
+
+SCHEMA = pa.schema(
+    [
+        pa.field("song", pa.string(), nullable=False),
+        pa.field("date", pa.date32(), nullable=False),
+        pa.field("plays", pa.int64(), nullable=False),
+        pa.field("file_key", pa.string(), nullable=False),
+        pa.field("run_id", pa.string(), nullable=False),
+    ]
+)
+_SHARD_COLUMNS = {"Song": pa.string(), "Date": pa.date32(), "Total Number of Plays for Date": pa.int64()}
+# A checkpoint every 50 commits keeps opening the table a read of one Parquet file and at most
+# 49 JSON commits, however many files it holds.
+TABLE_CONFIGURATION = {"delta.checkpointInterval": "50"}
+# Rows arrive sorted by (song, date); row groups of this size let a reader skip, by their song
+# statistics, all but the groups that may hold the song it asks for.
+ROW_GROUP_ROWS = 128 * 1024
+COMMIT_RETRIES = 100
+# The history command's aggregation spills to disk beyond this much memory.
+QUERY_MEMORY_LIMIT = "1GB"
+
+
+@dataclass(frozen=True)
+class Contents:
+    """What the table holds, from its log alone (file statistics; no data read)."""
+
+    version: int
+    files: int
+    rows: int
+    first_date: datetime.date | None
+    last_date: datetime.date | None
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """One file's contribution, counted while it was loaded."""
+
+    version: int  # of the commit
+    rows: int
+    songs: int
+    plays_per_month: tuple[tuple[str, int], ...]  # ("YYYY-MM", plays), in month order
+
+
+@dataclass(frozen=True)
+class Totals:
+    """Figures of the whole history that only a scan of its rows gives."""
+
+    version: int
+    distinct_songs: int
+    plays_per_month: tuple[tuple[str, int], ...]
+
+
+def storage_options(url: str, environ: Mapping[str, str] = os.environ) -> dict[str, str]:
+    """delta-rs options for ``url``: on S3, the endpoint and region the rest of the project
+    (s3fs) takes from the environment; delta-rs refuses plain-HTTP endpoints unless told."""
+    if not url.startswith("s3://"):
+        return {}
+    options = {}
+    endpoint = environ.get("AWS_ENDPOINT_URL")
+    if endpoint:
+        options["AWS_ENDPOINT_URL"] = endpoint
+        if endpoint.startswith("http://"):
+            options["AWS_ALLOW_HTTP"] = "true"
+    region = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
+    if region:
+        options["AWS_REGION"] = region
+    return options
+
+
+def replace_file(table_url: str, file_key: str, run_id: str, shard_urls: Sequence[str]) -> Loaded:
+    """Make the rows of ``shard_urls`` the whole contribution of ``file_key``, in one commit.
+
+    The shards are streamed (read once, a block at a time), and counted on the way.
+    """
+    from deltalake import CommitProperties, DeltaTable, WriterProperties, write_deltalake
+
+    options = storage_options(table_url)
+    _create_once(table_url, options)
+    table = DeltaTable(table_url, storage_options=options)
+    count = _Count()
+    write_deltalake(
+        table,
+        pa.RecordBatchReader.from_batches(SCHEMA, count.passing(_shard_batches(shard_urls, file_key, run_id))),
+        mode="overwrite",
+        predicate=f"file_key = {_sql_string(file_key)}",
+        partition_by=["file_key"],
+        writer_properties=WriterProperties(max_row_group_size=ROW_GROUP_ROWS, compression="ZSTD"),
+        commit_properties=CommitProperties(max_commit_retries=COMMIT_RETRIES),
+    )
+    return Loaded(table.version(), count.rows, count.songs, tuple(sorted(count.plays_per_month.items())))
+
+
+class _Count:
+    """Rows, songs and plays per month of the batches that pass through.
+
+    All rows of a song are adjacent in a result's shards (sorted within a shard, and a song
+    that spills into the next shard continues at its start), so the songs are the runs of
+    equal neighbours."""
+
+    def __init__(self) -> None:
+        self.rows = 0
+        self.songs = 0
+        self.plays_per_month: dict[str, int] = {}
+        self._last_song: str | None = None
+
+    def passing(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            self._count(batch)
+            yield batch
+
+    def _count(self, batch: pa.RecordBatch) -> None:
+        if not batch.num_rows:
+            return
+        songs = batch.column("song")
+        self.rows += batch.num_rows
+        self.songs += pc.sum(pc.not_equal(songs[1:], songs[:-1])).as_py() or 0
+        self.songs += songs[0].as_py() != self._last_song
+        self._last_song = songs[-1].as_py()
+        # Sum per date first (an integer hash aggregate over the batch), then per month over the
+        # few distinct dates: calendar arithmetic on every row would cost more than the load.
+        days = pa.table({"date": batch.column("date"), "plays": batch.column("plays")}).group_by("date").aggregate([("plays", "sum")])
+        dates = days.column("date")
+        months = pa.table({"month": pc.add(pc.multiply(pc.year(dates), 100), pc.month(dates)), "plays": days.column("plays_sum")})
+        for row in months.group_by("month").aggregate([("plays", "sum")]).to_pylist():
+            month = f"{row['month'] // 100:04d}-{row['month'] % 100:02d}"
+            self.plays_per_month[month] = self.plays_per_month.get(month, 0) + row["plays_sum"]
+
+
+def _create_once(table_url: str, options: dict[str, str]) -> None:
+    """Create the empty table unless it exists. Creation is not retried on a later version:
+    a writer that loses the race to create it uses the winner's table, rather than committing
+    a second protocol change that would fail the other writers' commits."""
+    from deltalake import CommitProperties, DeltaTable
+    from deltalake.exceptions import DeltaError
+
+    if DeltaTable.is_deltatable(table_url, storage_options=options):
+        return
+    try:
+        DeltaTable.create(
+            table_url,
+            SCHEMA,
+            mode="ignore",
+            partition_by=["file_key"],
+            configuration=TABLE_CONFIGURATION,
+            storage_options=options,
+            commit_properties=CommitProperties(max_commit_retries=0),
+        )
+    except DeltaError:
+        if not DeltaTable.is_deltatable(table_url, storage_options=options):
+            raise
+
+
+def _shard_batches(shard_urls: Sequence[str], file_key: str, run_id: str) -> Iterator[pa.RecordBatch]:
+    convert = pa_csv.ConvertOptions(column_types=_SHARD_COLUMNS, strings_can_be_null=False)
+    for url in shard_urls:
+        with fsspec.open(url, "rb") as stream:
+            for batch in pa_csv.open_csv(stream, convert_options=convert):
+                constants = [pa.repeat(pa.scalar(value, pa.string()), batch.num_rows) for value in (file_key, run_id)]
+                yield pa.RecordBatch.from_arrays([*batch.columns, *constants], schema=SCHEMA)
+
+
+def _sql_string(value: str) -> str:
+    """``value`` as a SQL string literal (quotes doubled), for delta-rs predicates."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def exists(table_url: str) -> bool:
+    from deltalake import DeltaTable
+
+    return DeltaTable.is_deltatable(table_url, storage_options=storage_options(table_url))
+
+
+def write_totals(
+    table_url: str,
+    out: IO[bytes],
+    *,
+    song: str | None = None,
+    date_from: datetime.date | None = None,
+    date_until: datetime.date | None = None,
+) -> None:
+    """Write ``Song,Date,Total Number of Plays for Date`` summed over all files, sorted by Song
+    then Date, to ``out``.
+
+    delta-rs lists the live files and pyarrow reads them with ``song`` and the dates pushed down
+    (partitions and row groups whose statistics exclude them are not read); DuckDB sums and
+    sorts the stream within a memory limit, spilling to a temporary directory beyond it, and
+    hands the result back a batch at a time.
+    """
+    header = (",".join(OUTPUT_COLUMNS) + "\n").encode()
+    if not exists(table_url):
+        out.write(header)
+        return
+    scanner = _dataset(table_url).scanner(
+        columns=["song", "date", "plays"], filter=_row_filter(song, date_from, date_until)
+    )
+    with _duckdb() as connection:
+        connection.register("rows", scanner.to_reader())
+        totals = connection.sql(
+            "SELECT song AS \"Song\", date AS \"Date\", CAST(sum(plays) AS BIGINT) AS \"Total Number of Plays for Date\" "
+            "FROM rows GROUP BY song, date ORDER BY song, date"
+        )
+        out.write(header)
+        for batch in totals.to_arrow_reader(64 * 1024):
+            out.write(_csv_lines(batch))
+
+
+def _csv_lines(batch: pa.RecordBatch) -> memoryview:
+    """The batch as CSV lines, the song quoted only where RFC 4180 needs it (as in the shards),
+    rendered by Arrow kernels rather than row by row."""
+    song, date, plays = (column.cast(pa.string()) for column in batch.columns)
+    quoted = pc.binary_join_element_wise('"', pc.replace_substring(song, '"', '""'), '"', "")
+    song = pc.if_else(pc.match_substring_regex(song, '[",\r\n]'), quoted, song)
+    lines = pc.binary_join_element_wise(song, date, pc.binary_join_element_wise(plays, "", "\n"), ",")
+    offsets = memoryview(lines.buffers()[1]).cast("i")[lines.offset : lines.offset + len(lines) + 1]
+    return memoryview(lines.buffers()[2])[offsets[0] : offsets[-1]] if len(lines) else memoryview(b"")
+
+
+def _row_filter(song: str | None, date_from: datetime.date | None, date_until: datetime.date | None) -> pc.Expression | None:
+    conditions = []
+    if song is not None:
+        conditions.append(pc.field("song") == song)
+    if date_from is not None:
+        conditions.append(pc.field("date") >= date_from)
+    if date_until is not None:
+        conditions.append(pc.field("date") <= date_until)
+    return functools.reduce(operator.and_, conditions) if conditions else None
+
+
+def _dataset(table_url: str):
+    from deltalake import DeltaTable
+
+    return DeltaTable(table_url, storage_options=storage_options(table_url)).to_pyarrow_dataset()
+
+
+@contextmanager
+def _duckdb() -> Iterator["duckdb.DuckDBPyConnection"]:
+    """An in-memory DuckDB connection with a memory limit and a private spill directory."""
+    import duckdb
+
+    with tempfile.TemporaryDirectory(prefix="csv_pipeline_history_") as spill:
+        config = {"memory_limit": QUERY_MEMORY_LIMIT, "temp_directory": spill, "preserve_insertion_order": False}
+        with duckdb.connect(config=config) as connection:
+            yield connection
+
+
+def contents(table_url: str) -> Contents:
+    """Files, rows and date range of the table from its log's file statistics: the cost grows
+    with the number of data files, never with their rows."""
+    from deltalake import DeltaTable
+
+    table = DeltaTable(table_url, storage_options=storage_options(table_url))
+    actions = pa.table(table.get_add_actions(flatten=True))
+    if not actions.num_rows:
+        return Contents(table.version(), 0, 0, None, None)
+    return Contents(
+        version=table.version(),
+        files=len(pc.unique(actions["partition.file_key"])),
+        rows=pc.sum(actions["num_records"]).as_py(),
+        first_date=pc.min(actions["min.date"]).as_py(),
+        last_date=pc.max(actions["max.date"]).as_py(),
+    )
+
+
+def scan_totals(table_url: str) -> Totals:
+    """Distinct songs and plays per month of the whole history: a scan of its ``song``,
+    ``date`` and ``plays`` columns, so it takes time in proportion to the history (the
+    nightly maintenance runs it, not each file's run)."""
+    from deltalake import DeltaTable
+
+    table = DeltaTable(table_url, storage_options=storage_options(table_url))
+    with _duckdb() as connection:
+        connection.register("history", table.to_pyarrow_dataset())  # scanned with only the columns named
+        ((songs,),) = connection.sql("SELECT count(DISTINCT song) FROM history").fetchall()
+        months = connection.sql(
+            "SELECT strftime(date, '%Y-%m') AS month, CAST(sum(plays) AS BIGINT) FROM history GROUP BY month ORDER BY month"
+        ).fetchall()
+    return Totals(table.version(), int(songs), tuple((month, int(plays)) for month, plays in months))
+
+
+def maintain(table_url: str, retention_hours: int = 168) -> dict[str, int]:
+    """Compact small files within each file's partition, checkpoint the log, drop expired log
+    entries and delete files no version younger than ``retention_hours`` needs."""
+    from deltalake import CommitProperties, DeltaTable
+
+    if not exists(table_url):
+        return {"files_added": 0, "files_removed": 0, "files_vacuumed": 0}
+    table = DeltaTable(table_url, storage_options=storage_options(table_url))
+    metrics = table.optimize.compact(commit_properties=CommitProperties(max_commit_retries=COMMIT_RETRIES))
+    table.create_checkpoint()
+    table.cleanup_metadata()
+    vacuumed = table.vacuum(retention_hours=retention_hours, dry_run=False, enforce_retention_duration=False)
+    return {
+        "files_added": int(metrics.get("numFilesAdded", 0)),
+        "files_removed": int(metrics.get("numFilesRemoved", 0)),
+        "files_vacuumed": len(vacuumed),
+    }
