@@ -98,9 +98,9 @@ def _bad_file_fails_run(context: OpExecutionContext) -> Iterator[None]:
     """Turn a bad file into a run failure whose message is the SPEC section 3 sentence."""
     try:
         yield
-    except engine.InvalidFileError as error:
+    except (engine.InvalidFileError, engine.InputChangedError) as error:
         context.instance.add_run_tags(context.run_id, {ERROR_TAG: error.message})
-        where = {"file": error.file_name, "line": error.line, "column": error.column, "value": error.value}
+        where = {"file": error.file_name, **{key: getattr(error, key, None) for key in ("line", "column", "value")}}
         raise Failure(
             description=error.message,
             metadata={"error": error.message, **{k: v for k, v in where.items() if v is not None}},
