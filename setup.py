@@ -37,6 +37,7 @@ setup(
             "pytest==9.2.0",
             "moto[server]==5.2.5",
             "psutil==7.2.2",
+            "hypothesis==6.170.17",
         ],
         "bench": [
             "polars==2.1.0",

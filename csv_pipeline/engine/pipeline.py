@@ -12,8 +12,6 @@ Write: number the pieces in bucket order and move or copy them to ``part-NNNNN.c
 file size; the scratch directory holds the data in between.
 """
 
-import csv
-import io
 import json
 import math
 import posixpath
@@ -30,7 +28,7 @@ from csv_pipeline.engine.blocks import check_version, nominal_offsets, read_bloc
 from csv_pipeline.engine.errors import InvalidFileError
 from csv_pipeline.engine.header import detect_header
 from csv_pipeline.engine.overflow import rows_of_key
-from csv_pipeline.engine.parse import SCHEMA, parse_block
+from csv_pipeline.engine.parse import SCHEMA, parse_block, parse_rows
 from csv_pipeline.engine.reachability import check_workers_reach
 from csv_pipeline.engine.rules import MAX_INT64, OUTPUT_COLUMNS
 from csv_pipeline.engine.shuffle import combine, song_hashes, split_by_bucket, worth_combining
@@ -223,6 +221,8 @@ def aggregate(
     """Parse, validate, shuffle and sum the file on the cluster behind ``client``."""
     if max_shard_bytes <= len(HEADER):
         raise ValueError(f"the maximum shard size ({max_shard_bytes} bytes) must exceed the header's {len(HEADER)} bytes")
+    fs, path = storage.filesystem(plan.url, plan.storage_options)
+    check_version(fs, path, plan.file_name, plan.version)  # before the workers' size check says it less clearly
     check_workers_reach(client, reads={plan.url: plan.size}, writes=[scratch_url], storage_options=plan.storage_options)
     offsets, blocks = _run_map(client, plan, scratch_url)
     lines_before = plan.lines_before_data
@@ -266,7 +266,8 @@ def _reduce_bucket(
     url = storage.join(scratch_url, "buckets", f"{bucket:05d}.csv")
     storage.write_bytes(url, [HEADER, rendered.body], storage_options)
     preview_lines = rendered.body[: rendered.line_offsets[min(PREVIEW_ROWS, rendered.rows)]]
-    preview = tuple((song, day, int(total)) for song, day, total in csv.reader(io.StringIO(preview_lines.decode(), newline="")))
+    _, preview_rows, _, _ = parse_rows(preview_lines, "preview")  # the rendered lines are valid input rows
+    preview = tuple((song, str(day), plays) for song, day, plays in zip(*(column.to_pylist() for column in preview_rows.columns)))
     pieces = _cut_pieces(rendered.line_offsets + len(HEADER), rendered.song_starts, max_shard_bytes)
     return BucketResult(bucket, url, rendered.rows, pieces, preview)
 
