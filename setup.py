@@ -47,6 +47,7 @@ setup(
             "playwright==1.65.2",
             # The second, independent reader of the play history in the tests.
             "polars==2.1.0",
+            "hypothesis==6.170.17",
         ],
         "bench": [
             "polars==2.1.0",

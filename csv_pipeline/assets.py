@@ -164,8 +164,8 @@ def _failure_explained(context: OpExecutionContext, doing: str, leftovers: Seque
     """
     try:
         yield
-    except engine.InvalidFileError as error:
-        where = {"file": error.file_name, "line": error.line, "column": error.column, "value": error.value}
+    except (engine.InvalidFileError, engine.InputChangedError) as error:
+        where = {"file": error.file_name, **{key: getattr(error, key, None) for key in ("line", "column", "value")}}
         _fail_finally(context, error.message, leftovers, where)
         raise Failure(
             description=error.message,

@@ -1,4 +1,4 @@
-"""SPEC section 4: exact totals, songs partitioned over sorted shards, size limit, determinism."""
+"""Output: exact totals, songs partitioned over sorted shards, size limit, determinism."""
 
 import json
 import random

@@ -1,4 +1,4 @@
-"""SPEC sections 2 and 3: every input rule and error, each with its own small file."""
+"""The input rules and their errors: every rule, each with its own small file."""
 
 from pathlib import Path
 

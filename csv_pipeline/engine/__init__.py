@@ -12,7 +12,7 @@ testable on its own. The Dagster layer calls the three steps below, one per op:
 ``process_file`` runs all three, for scripts and tests.
 """
 
-from csv_pipeline.engine.errors import InvalidFileError
+from csv_pipeline.engine.errors import InputChangedError, InvalidFileError
 from csv_pipeline.engine.pipeline import (
     Aggregation,
     FilePlan,
@@ -27,6 +27,7 @@ from csv_pipeline.engine.pipeline import (
 __all__ = [
     "Aggregation",
     "FilePlan",
+    "InputChangedError",
     "InvalidFileError",
     "Manifest",
     "Shard",

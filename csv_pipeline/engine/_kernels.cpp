@@ -213,6 +213,288 @@ PyObject* parse_plain(PyObject*, PyObject* args) {
     return Py_BuildValue("nnNNNN", max_rows - 1, rows.rows, offsets, songs, days, plays);
 }
 
+// ---------------------------------------------------------------- parse_rows
+
+// Every form the input rules allow: RFC 4180 quoting (a quoted field may hold commas, quotes
+// written "" and line ends), LF or CRLF line ends, blank lines. Stricter than most readers
+// on purpose, so that no row is read in a way the writer did not mean: a quote inside an
+// unquoted field, text after a closing quote, a quote never closed and a carriage return
+// that is not part of CRLF are errors, not guesses.
+enum Problem : int {
+    kQuoteInUnquoted = 1,
+    kTextAfterQuote,
+    kUnclosedQuote,
+    kBareCarriageReturn,
+    kColumns,
+    kNotUtf8,
+    kEmptySong,
+    kNotDate,
+    kNotInteger,
+    kTooLarge,
+};
+
+struct FieldEnd {
+    const uint8_t* at;  // the delimiter after the field (',', '\n', '\r' of CRLF, or the end)
+    Problem problem;    // 0 when the field is well formed
+    const uint8_t* problem_at;  // where a structural problem was seen
+};
+
+// One field starting at ``p``, unquoted into ``out``; ``*length`` is its unquoted length.
+FieldEnd read_field(const uint8_t* p, const uint8_t* end, uint8_t* out, size_t* length) {
+    size_t n = 0;
+    if (p < end && *p == '"') {
+        ++p;
+        while (true) {
+            const auto* quote = static_cast<const uint8_t*>(std::memchr(p, '"', end - p));
+            if (!quote) return {end, kUnclosedQuote, end};
+            std::memcpy(out + n, p, quote - p);
+            n += quote - p;
+            p = quote + 1;
+            if (p < end && *p == '"') {  // an escaped quote
+                out[n++] = '"';
+                ++p;
+                continue;
+            }
+            break;
+        }
+        *length = n;
+        if (p == end || *p == ',' || *p == '\n') return {p, Problem(0), nullptr};
+        if (*p == '\r') {
+            if (p + 1 < end && p[1] == '\n') return {p, Problem(0), nullptr};
+            return {p, kBareCarriageReturn, p};
+        }
+        return {p, kTextAfterQuote, p};
+    }
+    const uint8_t* start = p;
+    while (p < end && *p != ',' && *p != '\n' && *p != '\r' && *p != '"') ++p;
+    std::memcpy(out, start, p - start);
+    *length = p - start;
+    if (p == end || *p == ',' || *p == '\n') return {p, Problem(0), nullptr};
+    if (*p == '"') return {p, kQuoteInUnquoted, p};
+    if (p + 1 < end && p[1] == '\n') return {p, Problem(0), nullptr};
+    return {p, kBareCarriageReturn, p};
+}
+
+// The end of the field that starts at ``p`` as it was written (for an error message).
+const uint8_t* raw_field_end(const uint8_t* p, const uint8_t* end, bool quoted_until_end) {
+    if (quoted_until_end) return end;
+    while (p < end && *p != ',' && *p != '\n') ++p;
+    return p;
+}
+
+// Past the line end at ``p`` (LF, CRLF or the end of the data).
+inline const uint8_t* past_line_end(const uint8_t* p, const uint8_t* end) {
+    if (p == end) return p;
+    return p + (*p == '\r' ? 2 : 1);
+}
+
+struct RowProblem {
+    Problem problem = Problem(0);
+    const uint8_t* record = nullptr;  // start of the bad record
+    int column = -1;                  // 0-based field, -1 for the record as a whole
+    std::vector<uint8_t> value;       // the offending value (unquoted, or as written)
+    const uint8_t* at = nullptr;      // where a malformed field went wrong
+};
+
+// Skips blank lines (LF or CRLF) from ``p``.
+inline const uint8_t* skip_blank_lines(const uint8_t* p, const uint8_t* end) {
+    while (p < end) {
+        if (*p == '\n') ++p;
+        else if (*p == '\r' && p + 1 < end && p[1] == '\n') p += 2;
+        else break;
+    }
+    return p;
+}
+
+// Splits the record at ``p`` into fields, each unquoted into ``out`` (as long as the record);
+// ``bounds`` gets each field's end in ``out``. Returns past the record's line end, or
+// nullptr with ``bad`` filled in (column and value).
+const uint8_t* split_fields(const uint8_t* p, const uint8_t* end, uint8_t* out, std::vector<size_t>& bounds,
+                            RowProblem& bad) {
+    const uint8_t* record = p;
+    size_t used = 0;
+    bounds.clear();
+    while (true) {
+        size_t length;
+        const FieldEnd field = read_field(p, end, out + used, &length);
+        if (field.problem) {
+            const bool to_end = field.problem == kUnclosedQuote;
+            bad.problem = field.problem;
+            bad.record = record;
+            bad.column = static_cast<int>(bounds.size());
+            bad.at = field.problem_at;
+            bad.value.assign(p, raw_field_end(field.problem_at, end, to_end));
+            return nullptr;
+        }
+        used += length;
+        bounds.push_back(used);
+        p = field.at;
+        if (p == end || *p != ',') return past_line_end(p, end);
+        ++p;
+    }
+}
+
+inline bool parse_plays(const uint8_t* s, size_t n, uint64_t& value, Problem& problem) {
+    value = 0;
+    if (n == 0) return problem = kNotInteger, false;
+    for (size_t i = 0; i < n; ++i)
+        if (digit(s[i]) > 9) return problem = kNotInteger, false;
+    for (size_t i = 0; i < n; ++i) {
+        if (value > (kMaxInt64 - digit(s[i])) / 10) return problem = kTooLarge, false;
+        value = value * 10 + digit(s[i]);
+    }
+    return true;
+}
+
+// Rows of a block in any allowed form, validated; the first invalid record stops the loop.
+// ``lines`` (optional) gets each row's 0-based line within the block.
+bool parse_any_rows(const uint8_t* p, const uint8_t* end, PlainRows& out, int64_t* lines, RowProblem& bad) {
+    std::vector<size_t> bounds;
+    const uint8_t* line_counted = p;
+    int64_t line = 0;
+    out.offsets[0] = 0;
+    while ((p = skip_blank_lines(p, end)) < end) {
+        const uint8_t* record = p;
+        uint8_t* text = out.songs + out.song_bytes;  // the fields go after the songs kept so far
+        p = split_fields(record, end, text, bounds, bad);
+        if (!p) return false;
+        auto fail = [&](Problem problem, int column) {
+            bad.problem = problem;
+            bad.record = record;
+            bad.column = column;
+            if (column >= 0) {
+                const size_t from = column ? bounds[column - 1] : 0;
+                bad.value.assign(text + from, text + bounds[column]);
+            } else {
+                bad.value.assign(record, p);
+                while (!bad.value.empty() && (bad.value.back() == '\n' || bad.value.back() == '\r')) bad.value.pop_back();
+            }
+            return false;
+        };
+        if (bounds.size() != 3) {
+            fail(kColumns, -1);
+            bad.column = static_cast<int>(bounds.size());  // the column count, for the message
+            return false;
+        }
+        const size_t song_len = bounds[0];
+        const size_t date_len = bounds[1] - bounds[0];
+        for (int column = 0; column < 3; ++column) {
+            const size_t from = column ? bounds[column - 1] : 0;
+            if (!valid_utf8(text + from, bounds[column] - from)) return fail(kNotUtf8, column);
+        }
+        if (song_len == 0) return fail(kEmptySong, 0);
+        if (date_len != 10 || !parse_date(text + bounds[0], out.days[out.rows])) return fail(kNotDate, 1);
+        uint64_t value;
+        Problem problem;
+        if (!parse_plays(text + bounds[1], bounds[2] - bounds[1], value, problem)) return fail(problem, 2);
+        if (lines) {
+            for (const uint8_t* q = line_counted; (q = static_cast<const uint8_t*>(std::memchr(q, '\n', record - q))); ++q)
+                ++line;
+            line_counted = record;
+            lines[out.rows] = line;
+        }
+        out.song_bytes += static_cast<Py_ssize_t>(song_len);
+        out.plays[out.rows] = static_cast<int64_t>(value);
+        out.offsets[++out.rows] = static_cast<int32_t>(out.song_bytes);
+    }
+    return true;
+}
+
+inline Py_ssize_t count_newlines(const uint8_t* p, const uint8_t* end) {
+    Py_ssize_t n = 0;
+    for (; (p = static_cast<const uint8_t*>(std::memchr(p, '\n', end - p))); ++p) ++n;
+    return n;
+}
+
+PyObject* problem_tuple(const RowProblem& bad, Py_ssize_t line) {
+    return Py_BuildValue("niiy#", line, static_cast<int>(bad.problem), bad.column,
+                         bad.value.empty() ? "" : reinterpret_cast<const char*>(bad.value.data()),
+                         static_cast<Py_ssize_t>(bad.value.size()));
+}
+
+PyObject* parse_rows(PyObject*, PyObject* args) {
+    PyObject* data_object;
+    int want_lines = 0;
+    if (!PyArg_ParseTuple(args, "O|p", &data_object, &want_lines)) return nullptr;
+    InBuffer data;
+    if (!data.get(data_object)) return nullptr;
+    const auto* begin = data.as<uint8_t>();
+    const auto* end = begin + data.view.len;
+    if (data.view.len > INT32_MAX) {  // Arrow's string offsets are 32-bit
+        PyErr_SetString(PyExc_ValueError, "a block of more than 2 GiB of rows cannot be parsed at once");
+        return nullptr;
+    }
+    Py_ssize_t newlines;
+    Py_BEGIN_ALLOW_THREADS
+    newlines = count_newlines(begin, end);
+    Py_END_ALLOW_THREADS
+    const Py_ssize_t max_rows = newlines + 1;
+    PyObject* offsets = new_bytes((max_rows + 1) * 4);
+    PyObject* songs = new_bytes(data.view.len);
+    PyObject* days = new_bytes(max_rows * 4);
+    PyObject* plays = new_bytes(max_rows * 8);
+    PyObject* lines = want_lines ? new_bytes(max_rows * 8) : (Py_INCREF(Py_None), Py_None);
+    if (!offsets || !songs || !days || !plays || !lines) {
+        Py_XDECREF(offsets), Py_XDECREF(songs), Py_XDECREF(days), Py_XDECREF(plays), Py_XDECREF(lines);
+        return nullptr;
+    }
+    PlainRows rows{bytes_data<int32_t>(offsets), bytes_data<uint8_t>(songs), bytes_data<int32_t>(days),
+                   bytes_data<int64_t>(plays)};
+    RowProblem bad;
+    bool valid;
+    Py_ssize_t bad_line = 0;
+    Py_BEGIN_ALLOW_THREADS
+    valid = parse_any_rows(begin, end, rows, want_lines ? bytes_data<int64_t>(lines) : nullptr, bad);
+    if (!valid) bad_line = count_newlines(begin, bad.record);
+    Py_END_ALLOW_THREADS
+    if (!valid) {
+        Py_DECREF(offsets), Py_DECREF(songs), Py_DECREF(days), Py_DECREF(plays), Py_DECREF(lines);
+        PyObject* problem = problem_tuple(bad, bad_line);
+        return problem ? Py_BuildValue("nOON", newlines, Py_None, Py_None, problem) : nullptr;
+    }
+    if (_PyBytes_Resize(&offsets, (rows.rows + 1) * 4) || _PyBytes_Resize(&songs, rows.song_bytes) ||
+        _PyBytes_Resize(&days, rows.rows * 4) || _PyBytes_Resize(&plays, rows.rows * 8) ||
+        (want_lines && _PyBytes_Resize(&lines, rows.rows * 8))) {
+        Py_XDECREF(offsets), Py_XDECREF(songs), Py_XDECREF(days), Py_XDECREF(plays), Py_XDECREF(lines);
+        return nullptr;
+    }
+    return Py_BuildValue("n(nNNNN)NO", newlines, rows.rows, offsets, songs, days, plays, lines, Py_None);
+}
+
+// The first non-blank record of ``data``: (start, end past its line end, [fields]) or
+// (start, None, problem) when it is malformed; None when ``data`` ends inside it and more
+// of the file follows (``complete`` false).
+PyObject* first_record(PyObject*, PyObject* args) {
+    PyObject* data_object;
+    int complete;
+    if (!PyArg_ParseTuple(args, "Op", &data_object, &complete)) return nullptr;
+    InBuffer data;
+    if (!data.get(data_object)) return nullptr;
+    const auto* begin = data.as<uint8_t>();
+    const auto* end = begin + data.view.len;
+    const uint8_t* start = skip_blank_lines(begin, end);
+    std::vector<uint8_t> text(static_cast<size_t>(end - start) + 1);
+    std::vector<size_t> bounds;
+    RowProblem bad;
+    const uint8_t* after = split_fields(start, end, text.data(), bounds, bad);
+    // Without the rest of the file, a record that reaches the end of the data may go on.
+    const bool may_go_on = after ? after == end && (after == start || end[-1] != '\n')
+                                 : bad.problem == kUnclosedQuote || (bad.problem == kBareCarriageReturn && bad.at + 1 == end);
+    if (!complete && may_go_on) Py_RETURN_NONE;
+    if (!after) return Py_BuildValue("nON", static_cast<Py_ssize_t>(start - begin), Py_None, problem_tuple(bad, 0));
+    PyObject* fields = PyList_New(static_cast<Py_ssize_t>(bounds.size()));
+    if (!fields) return nullptr;
+    size_t from = 0;
+    for (size_t i = 0; i < bounds.size(); ++i) {
+        PyObject* field = PyBytes_FromStringAndSize(reinterpret_cast<const char*>(text.data() + from),
+                                                    static_cast<Py_ssize_t>(bounds[i] - from));
+        if (!field) return Py_DECREF(fields), nullptr;
+        PyList_SET_ITEM(fields, static_cast<Py_ssize_t>(i), field);
+        from = bounds[i];
+    }
+    return Py_BuildValue("nnN", static_cast<Py_ssize_t>(start - begin), static_cast<Py_ssize_t>(after - begin), fields);
+}
+
 // ---------------------------------------------------------------- hashing, partitioning
 
 // FNV-1a over the bytes, then MurmurHash3's finaliser so that the low bits (the bucket)
@@ -780,6 +1062,12 @@ PyObject* combine(PyObject*, PyObject* args) {
 PyMethodDef methods[] = {
     {"parse_plain", parse_plain, METH_VARARGS,
      "parse_plain(data) -> (newlines, rows, offsets, songs, days, plays) or None when the block is not plain."},
+    {"parse_rows", parse_rows, METH_VARARGS,
+     "parse_rows(data, lines=False) -> (newlines, (rows, offsets, songs, days, plays), 0-based line of each row "
+     "or None, None), or (newlines, None, None, (line, problem, column, value)) for the first invalid record."},
+    {"first_record", first_record, METH_VARARGS,
+     "first_record(data, complete) -> (start, end, [fields]) or (start, None, (0, problem, column, value)); "
+     "None when the record may go on past the data."},
     {"hash_strings", hash_strings, METH_VARARGS, "hash_strings(offsets, data) -> uint64 hash of each string."},
     {"partition", partition, METH_VARARGS,
      "partition((offsets, data, days, plays), hashes, buckets) -> the columns grouped by bucket, and bucket row offsets."},

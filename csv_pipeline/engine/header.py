@@ -1,14 +1,13 @@
 """Deciding whether a file starts with the header, from its first record only."""
 
-import csv
-import io
 from dataclasses import dataclass
 
 from fsspec import AbstractFileSystem
 
+from csv_pipeline.engine import _kernels
+from csv_pipeline.engine.blocks import read_exactly
 from csv_pipeline.engine.errors import InvalidFileError
-from csv_pipeline.engine.rules import HEADER_LINE, is_header, row_problem
-from csv_pipeline.engine.storage import read_range
+from csv_pipeline.engine.rules import HEADER_FIELDS, HEADER_LINE, row_error, shown
 
 BOM = b"\xef\xbb\xbf"
 _PROBE = 1 << 16
@@ -23,52 +22,37 @@ class Head:
 
 
 def detect_header(fs: AbstractFileSystem, path: str, size: int, file_name: str) -> Head:
-    """The header is optional; a first row that is neither header nor valid data is an error."""
-    head = read_range(fs, path, 0, min(_PROBE, size))
-    start = len(BOM) if head.startswith(BOM) else 0
-    while True:
-        record_start, record_end = _first_record(head, start)
-        if record_end is not None or len(head) == size:
-            break
-        head += read_range(fs, path, len(head), min(len(head) + _PROBE, size))
-    if record_start is None:  # only blank lines: no header, no rows
-        return Head(False, start, 0, 0)
-    end = len(head) if record_end is None else record_end + 1
-    record = head[record_start:end]
-    line = head.count(b"\n", 0, record_start) + 1
-    fields = next(csv.reader(io.StringIO(record.decode("utf-8", "surrogateescape"), newline="")), [])
-    if is_header(fields):
-        return Head(True, end, head.count(b"\n", 0, end), head.count(b'"', 0, end))
-    problem = row_problem(fields)
-    if problem:
-        column, value, reason = problem
-        detail = f"{column} {value!r} {reason}" if column else reason
-        shown = record.rstrip(b"\r\n").decode("utf-8", "replace")
-        raise InvalidFileError(
-            file_name,
-            f"invalid header: the first row {shown!r} is neither the header {HEADER_LINE!r} "
-            f"nor a valid data row ({detail})",
-            line=line,
-        )
-    return Head(False, start, 0, 0)
+    """The header is optional; a first row that is neither header nor valid data is an error.
 
-
-def _first_record(data: bytes, start: int) -> tuple[int | None, int | None]:
-    """(start, index of the ending newline) of the first non-blank record; None where unknown.
-
-    A newline ends the record only outside quotes, i.e. after an even number of '"'.
+    The probe doubles until it holds the first record, so a record of any length is read
+    in time linear in its size.
     """
-    position = start
-    while position < len(data) and data[position : position + 1] in (b"\n", b"\r"):
-        position += 1
-    if position >= len(data):
-        return None, None
-    search, quotes = position, 0
-    while True:
-        newline = data.find(b"\n", search)
-        if newline < 0:
-            return position, None
-        quotes += data.count(b'"', search, newline)
-        if quotes % 2 == 0:
-            return position, newline
-        search = newline + 1
+    head = read_exactly(fs, path, 0, min(_PROBE, size), file_name)
+    start = len(BOM) if head.startswith(BOM) else 0
+    while (found := _kernels.first_record(memoryview(head)[start:], len(head) == size)) is None:
+        head += read_exactly(fs, path, len(head), min(2 * len(head), size), file_name)
+    record_start, record_end, fields_or_problem = found
+    record_start += start
+    if record_start == len(head):  # only blank lines: no header, no rows
+        return Head(False, start, 0, 0)
+    line = head.count(b"\n", 0, record_start) + 1
+    if record_end is not None:
+        record_end += start
+        if fields_or_problem == HEADER_FIELDS:
+            return Head(True, record_end, head.count(b"\n", 0, record_end), head.count(b'"', 0, record_end))
+        *_, problem = _kernels.parse_rows(head[record_start:record_end])
+        if problem is None:  # a valid data row: the file has no header
+            return Head(False, start, 0, 0)
+        record = head[record_start:record_end]
+    else:
+        problem = fields_or_problem
+        record = head[record_start:]
+    error = row_error(file_name, line, *problem[1:])
+    row = shown(record.rstrip(b"\r\n"))
+    detail = error.problem if error.column is None else f"{error.column} {error.value!r} {error.problem}"
+    raise InvalidFileError(
+        file_name,
+        f"invalid header: the first row {row!r} is neither the header "
+        f"{HEADER_LINE!r} nor a valid data row ({detail})",
+        line=line,
+    )

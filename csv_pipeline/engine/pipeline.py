@@ -12,8 +12,6 @@ Write: number the pieces in bucket order and move or copy them to ``part-NNNNN.c
 file size; the scratch directory holds the data in between.
 """
 
-import csv
-import io
 import json
 import math
 import posixpath
@@ -27,11 +25,11 @@ from distributed import Client
 
 from csv_pipeline.engine import storage
 from csv_pipeline.engine.allocator import reuse_freed_memory
-from csv_pipeline.engine.blocks import nominal_offsets, read_block
+from csv_pipeline.engine.blocks import check_version, nominal_offsets, read_block
 from csv_pipeline.engine.errors import InvalidFileError
 from csv_pipeline.engine.header import detect_header
 from csv_pipeline.engine.overflow import rows_of_key
-from csv_pipeline.engine.parse import SCHEMA, parse_block
+from csv_pipeline.engine.parse import SCHEMA, parse_block, parse_rows
 from csv_pipeline.engine.reachability import check_workers_reach
 from csv_pipeline.engine.rules import MAX_INT64, OUTPUT_COLUMNS
 from csv_pipeline.engine.shuffle import combine, song_hashes, split_by_bucket, worth_combining
@@ -55,6 +53,7 @@ class FilePlan:
     url: str
     file_name: str
     size: int
+    version: str  # size and modification time or ETag: a change mid-run is an InputChangedError
     has_header: bool
     data_start: int  # first byte after the BOM and header
     lines_before_data: int  # physical lines before data_start
@@ -137,14 +136,17 @@ def inspect_file(
     """
     options = storage_options or {}
     fs, path = storage.filesystem(url, options)
-    size = fs.size(path)
+    version = storage.file_version(fs, path)
+    size = int(version.split(":", 1)[0])
     if size == 0:
         raise InvalidFileError(file_name, "is empty (0 bytes); a valid file has at least a header or a row")
     head = detect_header(fs, path, size, file_name)
+    check_version(fs, path, file_name, version)
     return FilePlan(
         url=url,
         file_name=file_name,
         size=size,
+        version=version,
         has_header=head.has_header,
         data_start=head.data_start,
         lines_before_data=head.lines_before_data,
@@ -158,7 +160,7 @@ def inspect_file(
 @dataclass(frozen=True)
 class _BlockResult:
     nominal_start: int
-    path: str | None  # of the block's file on the scratch filesystem
+    path: str | None  # of the block's file on the scratch filesystem; None when it has no rows
     bucket_offsets: np.ndarray | None  # where each bucket's message starts in the file, then the end
     rows: int
     newlines: int
@@ -171,10 +173,12 @@ class _BlockResult:
 def _map_block(plan: FilePlan, nominal_start: int, nominal_end: int, scratch_url: str) -> _BlockResult:
     reuse_freed_memory()
     fs, path = storage.filesystem(plan.url, plan.storage_options)
-    start, data = read_block(fs, path, nominal_start, nominal_end, plan.data_start, plan.size)
+    _, data = read_block(
+        fs, path, nominal_start, nominal_end, plan.data_start, plan.size, file_name=plan.file_name, version=plan.version
+    )
     parsed = parse_block(data, plan.file_name)
     del data
-    if parsed.error is not None:
+    if parsed.error is not None or parsed.table.num_rows == 0:
         return _BlockResult(nominal_start, None, None, 0, parsed.newlines, parsed.quotes, parsed.error)
     table = parsed.table
     rows = table.num_rows
@@ -182,7 +186,7 @@ def _map_block(plan: FilePlan, nominal_start: int, nominal_end: int, scratch_url
     combined = combine(table) if worth_combining(table) else None
     table, hashes = combined or (table, song_hashes(table["song"]))
     table, bucket_offsets = split_by_bucket(table, hashes, plan.buckets)
-    url = storage.join(scratch_url, "blocks", f"{start:016d}.arrows")
+    url = storage.join(scratch_url, "blocks", f"{nominal_start:016d}-{nominal_end:016d}.arrows")
     message_offsets = [0]
     with storage.open_output(url, plan.storage_options) as out:
         for bucket in range(plan.buckets):
@@ -207,13 +211,20 @@ def _plays_and_days(table: pa.Table) -> tuple[int, tuple[int, int] | None]:
     return total, (days["min"].as_py(), days["max"].as_py())
 
 
-def _run_map(client: Client, plan: FilePlan, scratch_url: str) -> list[_BlockResult]:
-    """Map every block; where a boundary fell inside a quoted field, merge and map again."""
-    offsets = list(plan.offsets)
+def _run_map(client: Client, plan: FilePlan, scratch_url: str) -> tuple[list[int], list[_BlockResult]]:
+    """Map every block; where a boundary fell inside a quoted field, merge the blocks on
+    either side and map only the merged ones again. Returns the block starts used too.
+
+    Merging leaves the other boundaries, and so the quote parity before them, unchanged:
+    one round of merges is enough, but the loop does not rely on it.
+    """
+    offsets, done = list(plan.offsets), {}
     while True:
-        ends = offsets[1:] + [plan.size]
-        futures = client.map(_map_block, [plan] * len(offsets), offsets, ends, [scratch_url] * len(offsets))
-        results = client.gather(futures)
+        ranges = list(zip(offsets, offsets[1:] + [plan.size]))
+        todo = [block for block in ranges if block not in done]
+        futures = client.map(_map_block, [plan] * len(todo), *zip(*todo), [scratch_url] * len(todo)) if todo else []
+        done.update(zip(todo, client.gather(futures)))
+        results = [done[block] for block in ranges]
         parity = plan.quotes_before_data
         misaligned = set()
         for index, result in enumerate(results):
@@ -221,7 +232,7 @@ def _run_map(client: Client, plan: FilePlan, scratch_url: str) -> list[_BlockRes
                 misaligned.add(offsets[index])
             parity += result.quotes
         if not misaligned:
-            return results
+            return offsets, results
         offsets = [offset for offset in offsets if offset not in misaligned]
 
 
@@ -231,17 +242,20 @@ def aggregate(
     """Parse, validate, shuffle and sum the file on the cluster behind ``client``."""
     if max_shard_bytes <= len(HEADER):
         raise ValueError(f"the maximum shard size ({max_shard_bytes} bytes) must exceed the header's {len(HEADER)} bytes")
+    fs, path = storage.filesystem(plan.url, plan.storage_options)
+    check_version(fs, path, plan.file_name, plan.version)  # before the workers' size check says it less clearly
     check_workers_reach(client, reads={plan.url: plan.size}, writes=[scratch_url], storage_options=plan.storage_options)
-    blocks = _run_map(client, plan, scratch_url)
+    offsets, blocks = _run_map(client, plan, scratch_url)
     lines_before = plan.lines_before_data
     for block in blocks:
         if block.error is not None:
             raise replace_line(block.error, lines_before + block.error.line)
         lines_before += block.newlines
+    filled = [block for block in blocks if block.path is not None]
     futures = client.map(
         _reduce_bucket,
         range(plan.buckets),
-        [[(block.path, *block.bucket_offsets[bucket : bucket + 2]) for block in blocks] for bucket in range(plan.buckets)],
+        [[(block.path, *block.bucket_offsets[bucket : bucket + 2]) for block in filled] for bucket in range(plan.buckets)],
         [scratch_url] * plan.buckets,
         [plan.storage_options] * plan.buckets,
         [max_shard_bytes] * plan.buckets,
@@ -249,7 +263,7 @@ def aggregate(
     try:
         buckets = client.gather(futures)
     except TotalOverflow as overflow:
-        raise _locate_overflow(client, plan, overflow) from None
+        raise _locate_overflow(client, plan, offsets, overflow) from None
     days = [block.days for block in blocks if block.days]
     date_range = (_iso_day(min(d[0] for d in days)), _iso_day(max(d[1] for d in days))) if days else None
     return Aggregation(
@@ -287,7 +301,8 @@ def _reduce_bucket(
     url = storage.join(scratch_url, "buckets", f"{bucket:05d}.csv")
     storage.write_bytes(url, [HEADER, rendered.body], storage_options)
     preview_lines = rendered.body[: rendered.line_offsets[min(PREVIEW_ROWS, rendered.rows)]]
-    preview = tuple((song, day, int(total)) for song, day, total in csv.reader(io.StringIO(preview_lines.decode(), newline="")))
+    _, preview_rows, _, _ = parse_rows(preview_lines, "preview")  # the rendered lines are valid input rows
+    preview = tuple((song, str(day), plays) for song, day, plays in zip(*(column.to_pylist() for column in preview_rows.columns)))
     pieces = _cut_pieces(rendered.line_offsets + len(HEADER), rendered.song_starts, max_shard_bytes)
     return BucketResult(bucket, url, rendered.rows, pieces, preview)
 
@@ -318,11 +333,12 @@ def _cut_pieces(offsets: np.ndarray, song_starts: np.ndarray, max_shard_bytes: i
     return tuple(pieces)
 
 
-def _locate_overflow(client: Client, plan: FilePlan, overflow: TotalOverflow) -> InvalidFileError:
-    """The line at which the running total of the overflowing (song, date) passes 64 bits."""
+def _locate_overflow(client: Client, plan: FilePlan, offsets: list[int], overflow: TotalOverflow) -> InvalidFileError:
+    """The line at which the running total of the overflowing (song, date) passes 64 bits,
+    read from the blocks the map used (``offsets``, after merges)."""
     day = str(np.datetime64(overflow.day, "D"))
-    ends = list(plan.offsets[1:]) + [plan.size]
-    futures = client.map(rows_of_key, [plan] * len(ends), plan.offsets, ends, [overflow.song] * len(ends), [day] * len(ends))
+    ends = offsets[1:] + [plan.size]
+    futures = client.map(rows_of_key, [plan] * len(ends), offsets, ends, [overflow.song] * len(ends), [day] * len(ends))
     lines_before, running = plan.lines_before_data, 0
     for newlines, matches in client.gather(futures):
         for line, plays in matches:
@@ -333,7 +349,7 @@ def _locate_overflow(client: Client, plan: FilePlan, overflow: TotalOverflow) ->
                     f"makes the total of Song {overflow.song!r} on {day} larger than 64 bits",
                     line=lines_before + line,
                     column="Number of Plays",
-                    value=plays,
+                    value=str(plays),
                 )
         lines_before += newlines
     raise AssertionError("a total overflowed in the reduce but not in a rescan of the file")

@@ -1,100 +1,50 @@
-"""The input rules of SPEC section 2, applied row by row.
+"""The input rules' names and sentences: what users read when a row is bad.
 
-This is the authority on what a valid row is. The fast path (``parse.py``) parses whole
-blocks with Arrow and only falls back to these functions to find and describe the first
-bad row, so both must agree; the tests hold them to that.
+Which rows are valid is decided in one place, the compiled parser
+(``_kernels.parse_rows``, with ``parse_plain`` as its fast path for the plain form): RFC
+4180 quoting, LF or CRLF line ends, three columns, a non-empty UTF-8 Song, a real
+``YYYY-MM-DD`` Date (years 0001 to 9999), a Number of Plays of digits only that fits in
+64 bits. It reports the first bad record as a problem code, a column and the value; this
+module turns that into the sentence.
 """
-
-import csv
-import datetime
-import io
-import re
 
 from csv_pipeline.engine.errors import InvalidFileError
 
 COLUMNS = ("Song", "Date", "Number of Plays")
 HEADER_LINE = ",".join(COLUMNS)
+HEADER_FIELDS = [column.encode() for column in COLUMNS]
 OUTPUT_COLUMNS = ("Song", "Date", "Total Number of Plays for Date")
 MAX_INT64 = 2**63 - 1
+SHOWN_CHARACTERS = 200  # of a value or row quoted in a message
 
-# Arrow's CSV converter trims spaces and tabs around numbers and dates; so do we.
-_PADDING = " \t"
-_INTEGER = re.compile(r"-?[0-9]+")
-_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_COLUMN_COUNT = 5
+_PROBLEMS = {  # the problem codes of _kernels.cpp
+    1: "has a quote inside an unquoted field (a quoted field must be quoted from its first character)",
+    2: "has text after its closing quote",
+    3: "opens a quote that is never closed",
+    4: "holds a carriage return that is not followed by a line feed (line ends must be LF or CRLF)",
+    6: "is not valid UTF-8",
+    7: "is empty",
+    8: "is not a real calendar date written YYYY-MM-DD",
+    9: "is not a non-negative integer",
+    10: "does not fit in 64 bits",
+}
 
 
-def row_problem(fields: list[str]) -> tuple[str | None, str | None, str] | None:
-    """Why a parsed row is invalid, as (column, value, problem), or None if it is valid."""
-    if len(fields) != len(COLUMNS):
-        return None, None, (
-            f"row {','.join(fields)!r} has {len(fields)} columns, expected 3 ({HEADER_LINE})"
+def shown(value: bytes) -> str:
+    """A value as a message quotes it: decoded (Latin-1 where it is not UTF-8) and shortened."""
+    try:
+        text = value.decode("utf-8")
+    except UnicodeDecodeError:
+        text = value.decode("latin-1")
+    return text if len(text) <= SHOWN_CHARACTERS else text[:SHOWN_CHARACTERS] + "..."
+
+
+def row_error(file_name: str, line: int, problem: int, column: int, value: bytes) -> InvalidFileError:
+    """The error for a bad record the parser reported, ``line`` being its line in the file."""
+    if problem == _COLUMN_COUNT:  # ``column`` is the record's column count, ``value`` the record
+        return InvalidFileError(
+            file_name, f"row {shown(value)!r} has {column} columns, expected 3 ({HEADER_LINE})", line=line
         )
-    song, date, plays = fields
-    for column, value in zip(COLUMNS, fields):
-        if _has_undecodable_bytes(value):
-            shown = value.encode("utf-8", "surrogateescape").decode("latin-1")
-            return column, shown, "is not valid UTF-8"
-    if song == "":
-        return "Song", song, "is empty"
-    stripped = date.strip(_PADDING)
-    if not _DATE.fullmatch(stripped) or not _is_calendar_date(stripped):
-        return "Date", date, "is not a real calendar date written YYYY-MM-DD"
-    stripped = plays.strip(_PADDING)
-    if not _INTEGER.fullmatch(stripped):
-        return "Number of Plays", plays, "is not a non-negative integer"
-    number = int(stripped)
-    if number < 0:
-        return "Number of Plays", plays, "is not a non-negative integer"
-    if number > MAX_INT64:
-        return "Number of Plays", plays, "does not fit in 64 bits"
-    return None
-
-
-def is_header(fields: list[str]) -> bool:
-    return tuple(fields) == COLUMNS
-
-
-def numbered_rows(text: str, first_line: int):
-    """(line, fields) of every non-blank row of ``text``; ``first_line`` numbers its first line.
-
-    Raises InvalidFileError for text that is not CSV (e.g. an unterminated quote).
-    """
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
-    lines_before = 0
-    while True:
-        try:
-            fields = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as error:
-            raise InvalidFileError(
-                "<text>", f"is not valid CSV ({error})", line=first_line + lines_before
-            ) from None
-        if fields:
-            yield first_line + lines_before, fields
-        lines_before = reader.line_num
-
-
-def first_invalid_row(text: str, file_name: str, first_line: int) -> InvalidFileError | None:
-    """The first invalid row of ``text`` (decoded with surrogateescape), numbered from ``first_line``."""
-    try:
-        for line, fields in numbered_rows(text, first_line):
-            problem = row_problem(fields)
-            if problem:
-                column, value, reason = problem
-                return InvalidFileError(file_name, reason, line=line, column=column, value=value)
-    except InvalidFileError as error:
-        return InvalidFileError(file_name, error.problem, line=error.line)
-    return None
-
-
-def _has_undecodable_bytes(value: str) -> bool:
-    return any("\udc80" <= char <= "\udcff" for char in value)
-
-
-def _is_calendar_date(text: str) -> bool:
-    try:
-        datetime.date.fromisoformat(text)
-    except ValueError:
-        return False
-    return True
+    name = COLUMNS[column] if column < len(COLUMNS) else f"column {column + 1}"
+    return InvalidFileError(file_name, _PROBLEMS[problem], line=line, column=name, value=shown(value))

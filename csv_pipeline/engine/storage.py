@@ -24,9 +24,18 @@ def read_range(fs: AbstractFileSystem, path: str, start: int, end: int) -> bytes
     return fs.cat_file(path, start=start, end=end)
 
 
+def file_version(fs: AbstractFileSystem, path: str) -> str:
+    """``size:stamp``, which changes when the content does: the modification time and inode
+    locally, the ETag (else the modification time) on object stores."""
+    info = fs.info(path)
+    stamp = info.get("ETag") or info.get("mtime") or info.get("LastModified") or info.get("last_modified") or ""
+    return f"{info['size']}:{stamp}:{info.get('ino', '')}"
+
+
 def map_range(fs: AbstractFileSystem, path: str, start: int, end: int) -> memoryview:
     """Bytes [start, end) of a file without a copy where it is local (a read-only memory
-    map of the page cache), else as ``read_range``."""
+    map of the page cache), else as ``read_range``. Only for the run's own scratch files:
+    a mapped file that another process truncates kills the reader (SIGBUS)."""
     if end <= start or not isinstance(fs, LocalFileSystem):
         return memoryview(read_range(fs, path, start, end))
     aligned = start - start % mmap.ALLOCATIONGRANULARITY
