@@ -62,21 +62,35 @@ def aggregate_plays(
     context: OpExecutionContext, play_files: PlayFiles, plan: engine.FilePlan
 ) -> engine.Aggregation:
     """Sum the plays per (Song, Date) across the Dask cluster into sorted scratch buckets."""
-    scratch_url = play_files.scratch_url(context.run_id)
-    with _removed_on_error(scratch_url), _bad_file_fails_run(context), worker_client() as client:
-        aggregation = engine.aggregate(client, plan, scratch_url, play_files.max_shard_bytes)
-        workers = len(client.nthreads())
+    aggregation, workers = _aggregate(context, play_files, plan)
     context.add_output_metadata(
         {"rows_in": aggregation.rows_in, "buckets": len(aggregation.buckets), "dask_workers": workers}
     )
     return aggregation
 
 
+def _aggregate(
+    context: OpExecutionContext, play_files: PlayFiles, plan: engine.FilePlan
+) -> tuple[engine.Aggregation, int]:
+    """The aggregation into this run's scratch directory, and the number of Dask workers."""
+    scratch_url = play_files.scratch_url(context.run_id)
+    with _removed_on_error(scratch_url), _bad_file_fails_run(context), worker_client() as client:
+        return engine.aggregate(client, plan, scratch_url, play_files.max_shard_bytes), len(client.nthreads())
+
+
 @op
 def write_shards(
     context: OpExecutionContext, play_files: PlayFiles, aggregation: engine.Aggregation
 ) -> Output[engine.Manifest]:
-    """Write the size-bounded output shards and the ``_SUCCESS`` manifest, then drop the scratch."""
+    """Write the size-bounded output shards and the ``_SUCCESS`` manifest, then drop the scratch.
+
+    A re-execution from this step gets the aggregation of an earlier run, whose scratch files a
+    run never reuses (that run may have moved some into its own output before it died, or the
+    leftover cleanup may be removing them): it aggregates the file again into its own scratch.
+    """
+    if aggregation.scratch_url != play_files.scratch_url(context.run_id):
+        context.log.info(f"Aggregating again: the aggregation handed over was made by another run, in {aggregation.scratch_url}")
+        aggregation, _ = _aggregate(context, play_files, aggregation.plan)
     output_url = play_files.output_url(context.partition_key, context.run_id)
     try:
         with _removed_on_error(output_url), worker_client() as client:

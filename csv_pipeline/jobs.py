@@ -2,6 +2,7 @@
 
 from dagster import define_asset_job
 from dagster._core.definitions.reconstruct import ReconstructableRepository
+from dagster._core.storage.tags import RETRY_STRATEGY_TAG
 
 from csv_pipeline.assets import play_totals
 
@@ -9,6 +10,10 @@ process_inbox_file = define_asset_job(
     "process_inbox_file",
     selection=[play_totals],
     description="Validate one inbox file, sum its plays per (Song, Date) on Dask, write the shards.",
+    # An automatic retry (of a run whose worker died) runs all three steps afresh under its own
+    # run id, trusting nothing the dead attempt left in scratch: the map and reduce are most of
+    # the work anyway, and validate_format reads only the head of the file.
+    tags={RETRY_STRATEGY_TAG: "ALL_STEPS"},
 )
 
 # The job as ``execute_job`` needs it: a pointer that the Dask workers rebuild from the code location.
