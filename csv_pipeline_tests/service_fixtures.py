@@ -65,9 +65,12 @@ class DagsterService:
     logs: Path
     processes: dict[str, subprocess.Popen]  # "webserver", "daemon" (the one running), killed daemons
 
-    def daemon_children(self) -> list[psutil.Process]:
-        """The processes the running daemon started: its code server and, under it, run workers."""
-        return psutil.Process(self.processes["daemon"].pid).children(recursive=True)
+    def daemon_code_server(self) -> psutil.Process:
+        """The code server the running daemon started (its run workers are forked from it and
+        carry the same command line, one level further down)."""
+        children = psutil.Process(self.processes["daemon"].pid).children()
+        (code_server,) = [child for child in children if "grpc" in " ".join(child.cmdline())]
+        return code_server
 
     def kill_daemon(self, whole_group: bool) -> None:
         """SIGKILL the daemon alone, or its whole process group (its code server and the run
