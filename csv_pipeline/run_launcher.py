@@ -40,7 +40,8 @@ class ProcessIdentity:
 
     @classmethod
     def of_this_process(cls, run_id: str) -> "ProcessIdentity":
-        return cls(run_id, socket.gethostname(), psutil.Process().pid, psutil.Process().create_time(), time.time())
+        process = psutil.Process()
+        return cls(run_id, socket.gethostname(), process.pid, process.create_time(), time.time())
 
     @classmethod
     def from_tags(cls, run: DagsterRun, tag: str) -> "ProcessIdentity | None":

@@ -10,7 +10,8 @@ deploy/README.md; they are measured, not asserted.
 
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -65,32 +66,63 @@ def reference_shards(service: DagsterService, plays: Path) -> dict[str, bytes]:
     return shards(service, f"{service.outbox}/recovery/reference/{run.run_id}")
 
 
+@dataclass(frozen=True)
+class Kill:
+    """A run whose worker was SIGKILLed in the middle of a step, as it was right after the kill."""
+
+    file_key: str
+    run_id: str
+    at: float  # time.monotonic() of the kill
+    scratch: str
+    output: str
+    scratch_files: list[str]
+    success_written: bool
+
+
+@pytest.fixture(scope="module")
+def kills(service: DagsterService, plays: Path) -> Callable[[str], Kill]:
+    """The kill in the middle of a step, done once per step for the tests that need it."""
+    done: dict[str, Kill] = {}
+
+    def kill(step: str) -> Kill:
+        if step not in done:
+            file_key = f"recovery/killed-in-{step}.csv"
+            service.s3.put_file(str(plays), f"{service.inbox}/{file_key}")
+            run_id = kill_run_worker_mid_step(service, file_key, step)
+            at = time.monotonic()
+            scratch, output = leftovers_of(service, file_key, run_id)
+            done[step] = Kill(
+                file_key, run_id, at, scratch, output, service.s3.find(scratch), service.s3.exists(f"{output}/_SUCCESS")
+            )
+        return done[step]
+
+    return kill
+
+
 @pytest.mark.parametrize("step", ["aggregate_plays", "write_shards"])
 def test_a_run_worker_killed_mid_step_is_retried_and_what_it_left_is_removed(
-    service: DagsterService, plays: Path, reference_shards: dict[str, bytes], step: str
+    service: DagsterService, kills: Callable[[str], Kill], reference_shards: dict[str, bytes], step: str
 ):
-    file_key = f"recovery/killed-in-{step}.csv"
-    service.s3.put_file(str(plays), f"{service.inbox}/{file_key}")
-    killed = kill_run_worker_mid_step(service, file_key, step)
-    killed_at = time.monotonic()
-    scratch, output = leftovers_of(service, file_key, killed)
-    assert service.s3.find(scratch), "the kill landed before the step wrote any scratch"
-    assert not service.s3.exists(f"{output}/_SUCCESS")
+    killed = kills(step)
+    assert killed.scratch_files, "the kill landed before the step wrote any scratch"
+    assert not killed.success_written
 
-    retry = service.wait_for_run(file_key, until=lambda run: run.run_id != killed and run.finished, timeout=RUN_TIMEOUT_SECONDS)
-    recovered = time.monotonic() - killed_at
+    retry = service.wait_for_run(
+        killed.file_key, until=lambda run: run.run_id != killed.run_id and run.finished, timeout=RUN_TIMEOUT_SECONDS
+    )
+    recovered = time.monotonic() - killed.at
 
-    assert (service.graphql.run(killed).status, retry.status) == ("FAILURE", "SUCCESS")
-    assert service.parent_run_id(retry.run_id) == killed
-    assert shards(service, leftovers_of(service, file_key, retry.run_id)[1]) == reference_shards
+    assert (service.graphql.run(killed.run_id).status, retry.status) == ("FAILURE", "SUCCESS")
+    assert service.parent_run_id(retry.run_id) == killed.run_id
+    assert shards(service, leftovers_of(service, killed.file_key, retry.run_id)[1]) == reference_shards
     wait_until(
-        lambda: True if not service.s3.find(scratch) and not service.s3.find(output) else None,
+        lambda: True if not service.s3.find(killed.scratch) and not service.s3.find(killed.output) else None,
         CLEANUP_TIMEOUT_SECONDS,
-        f"the scratch and partial output of the killed run {killed} to be removed",
+        f"the scratch and partial output of the killed run {killed.run_id} to be removed",
         service.logs,
     )
-    cleaned = time.monotonic() - killed_at
-    assert successes(service, file_key) == [retry.run_id]
+    cleaned = time.monotonic() - killed.at
+    assert successes(service, killed.file_key) == [retry.run_id]
     print(f"\nrun worker SIGKILLed in {step}: retry ended SUCCESS {recovered:.1f} s after the kill, "
           f"leftovers gone {cleaned:.1f} s after it")
 
@@ -103,13 +135,18 @@ def test_a_run_worker_killed_mid_step_is_retried_and_what_it_left_is_removed(
     ],
 )
 def test_reexecutions_from_failure_and_from_a_selected_step_write_the_same_shards(
-    service: DagsterService, reference_shards: dict[str, bytes], step: str, selected: list[str]
+    service: DagsterService, kills: Callable[[str], Kill], reference_shards: dict[str, bytes], step: str, selected: list[str]
 ):
     """As the UI's "Re-execute from failure" and "Re-execute from selected": the GraphQL mutation
-    it sends, on the runs killed in the test above (so the parent's scratch is gone)."""
-    file_key = f"recovery/killed-in-{step}.csv"
-    killed, retry = sorted(service.run_ids(file_key), key=lambda run_id: service.parent_run_id(run_id) is not None)
-    from_failure = launch_reexecution(service, {"reexecutionParams": {"parentRunId": killed, "strategy": "FROM_FAILURE"}})
+    it sends, from the run killed in the middle of ``step`` and from its successful retry."""
+    killed = kills(step)
+    file_key = killed.file_key
+    retry = service.wait_for_run(
+        file_key, until=lambda run: run.run_id != killed.run_id and run.finished, timeout=RUN_TIMEOUT_SECONDS
+    ).run_id
+    from_failure = launch_reexecution(
+        service, {"reexecutionParams": {"parentRunId": killed.run_id, "strategy": "FROM_FAILURE"}}
+    )
     from_step = launch_reexecution(service, selected_steps_params(service, retry, selected))
 
     for run_id, executed in ((from_failure, {f"play_totals.{step}", "play_totals.write_shards"}), (from_step, set(selected))):
