@@ -33,6 +33,7 @@ setup(
         "fsspec==2026.9.0",
         "s3fs==2026.9.0",
         "tqdm==4.70.1",
+        "psutil==7.2.2",  # the run launcher checks that a run's worker process is alive
         "requests>=2.31",
         # The play history table (Delta Lake) and the aggregation of `csv-pipeline history`.
         "deltalake==1.6.6",

@@ -101,15 +101,21 @@ def aggregate_plays(
     context: OpExecutionContext, play_files: PlayFiles, plan: engine.FilePlan
 ) -> engine.Aggregation:
     """Sum the plays per (Song, Date) across the Dask cluster into sorted scratch buckets."""
-    scratch_url = play_files.scratch_url(context.run_id)
-    doing = f"cannot sum the plays of {plan.url} into the scratch {scratch_url}"
-    with _failure_explained(context, doing), _removed_on_error(scratch_url), worker_client() as client:
-        aggregation = engine.aggregate(client, plan, scratch_url, play_files.max_shard_bytes)
-        workers = len(client.nthreads())
+    aggregation, workers = _aggregate(context, play_files, plan)
     context.add_output_metadata(
         {"rows_in": aggregation.rows_in, "buckets": len(aggregation.buckets), "dask_workers": workers}
     )
     return aggregation
+
+
+def _aggregate(
+    context: OpExecutionContext, play_files: PlayFiles, plan: engine.FilePlan
+) -> tuple[engine.Aggregation, int]:
+    """The aggregation into this run's scratch directory, and the number of Dask workers."""
+    scratch_url = play_files.scratch_url(context.run_id)
+    doing = f"cannot sum the plays of {plan.url} into the scratch {scratch_url}"
+    with _failure_explained(context, doing), _removed_on_error(scratch_url), worker_client() as client:
+        return engine.aggregate(client, plan, scratch_url, play_files.max_shard_bytes), len(client.nthreads())
 
 
 @op(retry_policy=TRANSIENT_RETRIES)
@@ -118,8 +124,15 @@ def write_shards(
 ) -> Output[engine.Manifest]:
     """Write the size-bounded output shards and the ``_SUCCESS`` manifest, then drop the scratch.
 
-    A retry needs the scratch, so a failed attempt keeps it; the last one removes it.
+    A retry of this step within the run needs the scratch, so a failed attempt keeps it and the
+    last one removes it. A re-execution from this step gets the aggregation of an earlier run,
+    whose scratch files a run never reuses (that run may have moved some into its own output
+    before it died, or the leftover cleanup may be removing them): it aggregates the file again
+    into its own scratch.
     """
+    if aggregation.scratch_url != play_files.scratch_url(context.run_id):
+        context.log.info(f"Aggregating again: the aggregation handed over was made by another run, in {aggregation.scratch_url}")
+        aggregation, _ = _aggregate(context, play_files, aggregation.plan)
     output_url = play_files.output_url(context.partition_key, context.run_id)
     doing = f"cannot write the output to {output_url}"
     with _failure_explained(context, doing, leftovers=[output_url, aggregation.scratch_url]):

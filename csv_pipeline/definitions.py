@@ -10,6 +10,7 @@ from csv_pipeline.executor import dask_executor_for
 from csv_pipeline.io_managers import StepOutputsIOManager
 from csv_pipeline.history_asset import PlayHistory, maintain_play_history, maintain_play_history_daily, play_history
 from csv_pipeline.jobs import process_inbox_file
+from csv_pipeline.recovery import run_recovery_sensor
 from csv_pipeline.resources import PlayFiles
 from csv_pipeline.sensors import inbox_sensor
 from csv_pipeline.settings import Settings
@@ -21,7 +22,7 @@ defs = Definitions(
     assets=[play_totals, play_history],
     asset_checks=[verify_shards],
     jobs=[process_inbox_file, maintain_play_history],
-    sensors=[inbox_sensor],
+    sensors=[inbox_sensor, run_recovery_sensor],
     schedules=[maintain_play_history_daily],
     resources={
         "play_files": PlayFiles.from_settings(settings),

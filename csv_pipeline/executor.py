@@ -1,8 +1,8 @@
 """The job's executor: dagster-dask's, on the cluster that the settings name.
 
-``dagster_dask.DaskExecutor.execute`` is replaced for three reasons, with everything else (step
+``dagster_dask.DaskExecutor.execute`` is replaced, with everything else (step
 execution on the worker as ``query_on_dask_worker`` does it, resource requirements, local
-cluster options) taken from dagster-dask:
+cluster options) taken from dagster-dask, because:
 
 - it hands the run to ``Client.submit`` as a bare argument; Dask walks tuples to find futures,
   and a partitioned run holds a Dagster record that refuses iteration, so every partitioned run
@@ -11,7 +11,13 @@ cluster options) taken from dagster-dask:
   shared cluster would get each other's results. Here each key carries the run id;
 - it runs a step even when a step it depends on failed, which then fails again on its missing
   input. Here such a step is skipped, as Dagster's own executors do;
-- it disables step retries. Here a step's ``RetryPolicy`` applies, on the worker that runs it.
+- it disables step retries. Here a step's ``RetryPolicy`` applies, on the worker that runs it;
+- it waits for every step a step depends on, so a re-execution that starts after a step done by
+  the parent run (from failure, or from a selected step) failed with a ``KeyError``. Here a
+  step waits only for the steps of this plan; the parent's outputs come through the IO manager.
+
+It also tags the run with the process executing it, so that the run launcher can tell when that
+process is gone (``csv_pipeline.run_launcher``).
 
 And a worker opens the run's instance once, not once per step (``_open_instance``).
 """
@@ -49,6 +55,7 @@ from dagster._serdes import deserialize_value, serialize_value
 from dagster_dask.executor import DaskExecutor, get_dask_resource_requirements
 from distributed import Client, LocalCluster, as_completed
 
+from csv_pipeline.run_launcher import record_run_worker
 from csv_pipeline.settings import Settings
 
 CONNECT_TIMEOUT_SECONDS = 10
@@ -119,13 +126,17 @@ class RunScopedDaskExecutor(DaskExecutor):
         self, plan_context: PlanOrchestrationContext, execution_plan: ExecutionPlan
     ) -> Iterator[DagsterEvent]:
         run = plan_context.dagster_run
+        record_run_worker(plan_context.instance, run.run_id)
         with self._client(plan_context.job_name) as client:
             futures = {}
             steps_by_task = {}
             for level in execution_plan.get_steps_to_execute_by_level():
                 for step in level:
-                    upstream = [
-                        futures[key] for step_input in step.step_inputs for key in step_input.dependency_keys
+                    upstream = [  # a step done by the parent run is not in this plan
+                        futures[key]
+                        for step_input in step.step_inputs
+                        for key in step_input.dependency_keys
+                        if key in futures
                     ]
                     steps = _Steps(
                         plan_context.reconstructable_job,

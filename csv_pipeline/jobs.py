@@ -2,6 +2,7 @@
 
 from dagster import define_asset_job
 from dagster._core.definitions.reconstruct import ReconstructableRepository
+from dagster._core.storage.tags import RETRY_STRATEGY_TAG
 
 from csv_pipeline.assets import play_totals
 from csv_pipeline.history_asset import play_history
@@ -13,6 +14,10 @@ process_inbox_file = define_asset_job(
         "Validate one inbox file, sum its plays per (Song, Date) on Dask, write the shards, "
         "and make them the file's contribution to the play history."
     ),
+    # An automatic retry (of a run whose worker died) runs every step afresh under its own
+    # run id, trusting nothing the dead attempt left in scratch: the map and reduce are most of
+    # the work anyway, and validate_format reads only the head of the file.
+    tags={RETRY_STRATEGY_TAG: "ALL_STEPS"},
 )
 
 # The job as ``execute_job`` needs it: a pointer that the Dask workers rebuild from the code location.

@@ -4,3 +4,5 @@ FILE_TAG = "csv_pipeline/file"
 VERSION_TAG = "csv_pipeline/version"
 MANIFEST_TAG = "csv_pipeline/manifest"
 ERROR_TAG = "csv_pipeline/error"
+RUN_WORKER_TAG = "csv_pipeline/run_worker"  # host, pid and start time of the process executing the run
+LAUNCHED_BY_TAG = "csv_pipeline/launched_by"  # host, pid and start time of the process that launched it

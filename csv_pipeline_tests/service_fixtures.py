@@ -17,11 +17,13 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+import psutil
 import psycopg2
 import pytest
 import requests
@@ -43,6 +45,7 @@ FAKE_AWS = {
 MAX_SHARD_BYTES = 20_000
 STARTUP_TIMEOUT_SECONDS = 180
 BIN = Path(sys.executable).parent
+CODE = ["-m", "csv_pipeline.definitions"]
 
 T = TypeVar("T")
 
@@ -61,6 +64,34 @@ class DagsterService:
     location: str
     max_shard_bytes: int
     logs: Path
+    processes: dict[str, subprocess.Popen]  # "webserver", "daemon" (the one running), killed daemons
+
+    def daemon_code_server(self) -> psutil.Process:
+        """The code server the running daemon started (its run workers are forked from it and
+        carry the same command line, one level further down)."""
+        children = psutil.Process(self.processes["daemon"].pid).children()
+        (code_server,) = [child for child in children if "grpc" in " ".join(child.cmdline())]
+        return code_server
+
+    def kill_daemon(self, whole_group: bool) -> None:
+        """SIGKILL the daemon alone, or its whole process group (its code server and the run
+        workers that started), as an out-of-memory kill of its cgroup or a hard restart would."""
+        daemon = self.processes["daemon"]
+        if whole_group:
+            _signal_group(daemon, signal.SIGKILL)
+        else:
+            daemon.kill()
+        daemon.wait()
+
+    def start_daemon(self) -> None:
+        """Start the daemon again, in a new process group, its output appended to its log.
+
+        What the killed daemon left in its group (run workers still going) is stopped at the end.
+        """
+        self.processes[f"killed daemon {self.processes['daemon'].pid}"] = self.processes["daemon"]
+        self.processes["daemon"] = start_process(
+            [str(BIN / "dagster-daemon"), "run", *CODE], self.env, self.logs, self.logs / "daemon.log", append=True
+        )
 
     def put(self, file_key: str, content: bytes) -> None:
         """Drop a file into the S3 inbox, as any S3 client would."""
@@ -178,9 +209,9 @@ def wait_until(probe: Callable[[], T | None], timeout: float, what: str, logs: P
     pytest.fail(f"waited {timeout:.0f} s for {what}" + (f"; process logs: {_log_tails(logs)}" if logs else ""))
 
 
-def start_process(args: list[str], env: dict[str, str], cwd: Path, log: Path) -> subprocess.Popen:
+def start_process(args: list[str], env: dict[str, str], cwd: Path, log: Path, append: bool = False) -> subprocess.Popen:
     """Start ``args`` in a new process group with its output in ``log``."""
-    with log.open("wb") as output:
+    with log.open("ab" if append else "wb") as output:
         return subprocess.Popen(
             args, env=env, cwd=cwd, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
         )
@@ -213,9 +244,9 @@ def _log_tails(logs: Path, lines: int = 40) -> str:
     return "".join(tails)
 
 
-@pytest.fixture(scope="session")
-def postgres_dsn() -> Iterator[str]:
-    """A database of its own on the machine's PostgreSQL server, dropped after the session."""
+@contextmanager
+def fresh_database() -> Iterator[str]:
+    """A database of its own on the machine's PostgreSQL server, dropped at the end."""
     name = f"csv_pipeline_e2e_{uuid.uuid4().hex[:12]}"
     admin = psycopg2.connect(f"postgresql://{POSTGRES_SERVER}/postgres")
     admin.autocommit = True
@@ -227,6 +258,13 @@ def postgres_dsn() -> Iterator[str]:
             cursor.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
     finally:
         admin.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn() -> Iterator[str]:
+    """A database of the test session, dropped after it."""
+    with fresh_database() as dsn:
+        yield dsn
 
 
 @pytest.fixture(scope="session")
@@ -250,7 +288,16 @@ def dagster_service(
     postgres_dsn: str, s3_endpoint: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[DagsterService]:
     """dagster-webserver and dagster-daemon on the production dagster.yaml, S3 inbox and outbox."""
-    root = tmp_path_factory.mktemp("service")
+    with running_service(postgres_dsn, s3_endpoint, tmp_path_factory.mktemp("service"), BUCKET) as service:
+        yield service
+
+
+@contextmanager
+def running_service(
+    postgres_dsn: str, s3_endpoint: str, root: Path, bucket: str, extra_env: dict[str, str] | None = None
+) -> Iterator[DagsterService]:
+    """dagster-webserver and dagster-daemon on ``postgres_dsn``, inbox and outbox in ``bucket``;
+    ``extra_env`` adds to (or overrides) the environment of both."""
     dagster_home = root / "dagster_home"
     dagster_home.mkdir()
     shutil.copy(PRODUCTION_INSTANCE_YAML, dagster_home / "dagster.yaml")
@@ -261,7 +308,7 @@ def dagster_service(
         skip_instance_cache=True,
         use_listings_cache=False,
     )
-    s3.mkdir(BUCKET)
+    s3.mkdir(bucket)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {
@@ -270,18 +317,18 @@ def dagster_service(
         "AWS_ENDPOINT_URL": s3_endpoint,
         "DAGSTER_HOME": str(dagster_home),
         **postgres_environment(postgres_dsn),
-        "CSV_PIPELINE_INBOX": f"s3://{BUCKET}/inbox",
-        "CSV_PIPELINE_OUTBOX": f"s3://{BUCKET}/outbox",
+        "CSV_PIPELINE_INBOX": f"s3://{bucket}/inbox",
+        "CSV_PIPELINE_OUTBOX": f"s3://{bucket}/outbox",
         "CSV_PIPELINE_MAX_SHARD_BYTES": str(MAX_SHARD_BYTES),
         "CSV_PIPELINE_DAGSTER_URL": url,
+        **(extra_env or {}),
     }
-    code = ["-m", "csv_pipeline.definitions"]
-    processes = [
-        start_process(
-            [str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port), *code], env, root, root / "webserver.log"
+    processes = {
+        "webserver": start_process(
+            [str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port), *CODE], env, root, root / "webserver.log"
         ),
-        start_process([str(BIN / "dagster-daemon"), "run", *code], env, root, root / "daemon.log"),
-    ]
+        "daemon": start_process([str(BIN / "dagster-daemon"), "run", *CODE], env, root, root / "daemon.log"),
+    }
     try:
         location = wait_until(lambda: _code_location(url), STARTUP_TIMEOUT_SECONDS, "the webserver and the daemon", root)
         yield DagsterService(
@@ -293,11 +340,12 @@ def dagster_service(
             graphql=DagsterGraphQL(url),
             postgres_dsn=postgres_dsn,
             location=location,
-            max_shard_bytes=MAX_SHARD_BYTES,
+            max_shard_bytes=int(env["CSV_PIPELINE_MAX_SHARD_BYTES"]),
             logs=root,
+            processes=processes,
         )
     finally:
-        for process in processes:
+        for process in list(processes.values()):
             stop_process(process)
 
 
