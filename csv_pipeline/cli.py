@@ -1,4 +1,4 @@
-"""The ``csv-pipeline`` command (SPEC section 6): one subcommand per module that holds it."""
+"""The ``csv-pipeline`` command: one subcommand per module that holds it."""
 
 import argparse
 import logging

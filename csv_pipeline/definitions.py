@@ -1,4 +1,4 @@
-"""The code location: everything Dagster loads, configured from the environment (SPEC section 7)."""
+"""The code location: everything Dagster loads, configured from the environment."""
 
 from dagster import Definitions
 

@@ -86,7 +86,7 @@ class DagsterApiError(Exception):
 
 @dataclass(frozen=True)
 class RunResult:
-    """The result of one file, as SPEC section 6 prints it."""
+    """The result of one file, as the command line prints it (its JSON)."""
 
     status: str
     run_id: str | None

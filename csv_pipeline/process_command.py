@@ -2,8 +2,8 @@
 
 The same job as the sensor launches, on the same Dask executor, recorded in the same Dagster
 instance (``DAGSTER_HOME``), so the run shows in the UI too. The file's folder plays the inbox
-and the output folder the outbox; the partition key is the file name. Exit status (SPEC
-section 6): 0 ok, 1 bad file (or a failed run), 2 usage error or unreadable input.
+and the output folder the outbox; the partition key is the file name. Exit status:
+0 ok, 1 bad file (or a failed run), 2 usage error or unreadable input.
 """
 
 import argparse

@@ -2,7 +2,7 @@
 
 They touch only the inbox (through fsspec) and Dagster's GraphQL API; the daemon's inbox
 sensor starts the runs. A file key is a path relative to the inbox (``2026/11/plays.csv``);
-``status`` and ``result`` also take a run id. Exit status (SPEC section 6): 0 success,
+``status`` and ``result`` also take a run id. Exit status: 0 success,
 1 failed, 3 not finished yet, 2 usage error (unknown file or run, unreachable service).
 """
 

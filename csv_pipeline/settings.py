@@ -1,4 +1,4 @@
-"""The environment variables of SPEC section 7, read in this one place.
+"""The environment variables that configure csv_pipeline, read in this one place.
 
 Every default is embedded, so a fresh checkout runs with nothing set. No Dagster imports:
 the CLI reads these too.

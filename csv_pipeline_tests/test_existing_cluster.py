@@ -1,4 +1,4 @@
-"""SPEC section 8 and issue 5: an existing Dask cluster of separate processes.
+"""An existing Dask cluster of separate processes.
 
 The cluster is started as an operator would (``dask scheduler`` and ``dask worker`` processes,
 see ``cluster_fixtures``). The engine connects to it with ``Client(address)``; the whole job runs

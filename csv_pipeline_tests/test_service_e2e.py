@@ -1,4 +1,4 @@
-"""The service end to end, over the processes production runs (issue 3).
+"""The service end to end, over the processes production runs.
 
 A PostgreSQL database of the session, moto's S3 server, ``dagster-webserver`` and
 ``dagster-daemon`` on ``deploy/dagster.yaml``: files go into the S3 inbox, the daemon's sensor

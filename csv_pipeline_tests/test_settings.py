@@ -1,4 +1,4 @@
-"""The environment variables of SPEC section 7: embedded defaults, overrides, a clear error."""
+"""The environment variables: embedded defaults, overrides, a clear error."""
 
 import os
 

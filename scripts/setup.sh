@@ -1,5 +1,5 @@
 # Sourced by scripts/run and scripts/test: the virtualenv with the project installed, and the
-# local folders of the default configuration (SPEC section 7). Safe to run again.
+# local folders of the default configuration. Safe to run again.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
