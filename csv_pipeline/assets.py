@@ -84,10 +84,9 @@ _ERRNO_OF = {
 def validate_format(context: OpExecutionContext, play_files: PlayFiles) -> engine.FilePlan:
     """Check the header and layout of the partition's file and plan the byte ranges to read."""
     file_key = context.partition_key
-    input_url = play_files.input_url(file_key)
-    with _failure_explained(context, f"cannot read the input {input_url}"):
+    with _failure_explained(context, f"cannot read the input {play_files.inbox}/{file_key}"):
         plan = engine.inspect_file(
-            input_url,
+            play_files.input_url(file_key),
             file_name=file_key,
             block_bytes=play_files.block_bytes,
             bucket_bytes=play_files.bucket_bytes,

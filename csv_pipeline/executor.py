@@ -29,6 +29,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import dask
 from dagster import (
     DagsterEvent,
     DagsterInstance,
@@ -110,8 +111,18 @@ def _run_steps(upstream: list[_StepEvents], steps: _Steps) -> _StepEvents:
 def _open_instance(instance_ref: str) -> DagsterInstance:
     """The instance behind a (serialized) reference, opened once per worker process: opening
     one per step cost every step ~0.1 s, a run's three steps ~0.3 s. It stays open for the
-    worker's next runs (a long-lived worker of an existing cluster serves many)."""
-    return DagsterInstance.from_ref(deserialize_value(instance_ref, InstanceRef))
+    worker's next runs (a long-lived worker of an existing cluster serves many).
+
+    Dagster calls ``logging.config.dictConfig`` for every step it starts on an instance with
+    settings, even when they configure no Python log handlers. That closes every handler of the
+    process while holding ``logging``'s module lock, and deadlocks with another step of the run
+    logging an event in another worker thread at that moment (the checks and ``play_history``
+    run at once). With no handlers configured there is nothing to set up, so it is skipped.
+    """
+    instance = DagsterInstance.from_ref(deserialize_value(instance_ref, InstanceRef))
+    if not instance.get_python_log_dagster_handler_config():
+        instance.get_yaml_python_handlers = list  # type: ignore[method-assign]  # no handlers: []
+    return instance
 
 
 class RunScopedDaskExecutor(DaskExecutor):
@@ -176,7 +187,13 @@ class RunScopedDaskExecutor(DaskExecutor):
             with client:
                 yield client
         else:
-            with LocalCluster(**self.build_dict(job_name)) as cluster, Client(cluster) as client:
+            # Dask's worker profiler samples every thread's stack each 10 ms (sys._current_frames).
+            # On CPython 3.11 that can deadlock with a garbage collection running a finalizer: a run
+            # hung here with the GIL held in gc_collect_main under _PyThread_CurrentFrames. These
+            # workers share the run's interpreter, so their profiler is off.
+            with dask.config.set({"distributed.worker.profile.enabled": False}):
+                cluster = LocalCluster(**self.build_dict(job_name))
+            with cluster, Client(cluster) as client:
                 yield client
 
 

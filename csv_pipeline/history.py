@@ -1,8 +1,9 @@
 """The play history: every file's totals in one Delta Lake table, cumulative across files.
 
 No Dagster imports: the asset, the schedule and ``csv-pipeline history`` call these functions,
-and tests call them alone. The table is partitioned by ``file_key``, so a file's contribution is
-one partition: loading a file replaces that partition in one commit (the file's old rows are
+and tests call them alone. The table is partitioned by ``file_id``, a fixed-length digest of
+``file_key`` (a key itself may be too long, once URL-encoded, for a folder name), so a file's
+contribution is one partition: loading a file replaces that partition in one commit (the file's old rows are
 removed and its new rows added atomically), whatever else the table holds, and the cost is the
 file's own shards, read once. Commits of different files never conflict: delta-rs checks a
 losing commit against the winners and retries it on the next version; on S3 the log entry is
@@ -11,6 +12,7 @@ written with a conditional PUT (``If-None-Match``), so two writers cannot take t
 
 import datetime
 import functools
+import hashlib
 import operator
 import os
 import tempfile
@@ -36,8 +38,10 @@ SCHEMA = pa.schema(
         pa.field("plays", pa.int64(), nullable=False),
         pa.field("file_key", pa.string(), nullable=False),
         pa.field("run_id", pa.string(), nullable=False),
+        pa.field("file_id", pa.string(), nullable=False),
     ]
 )
+PARTITION_BY = ["file_id"]
 _SHARD_COLUMNS = {"Song": pa.string(), "Date": pa.date32(), "Total Number of Plays for Date": pa.int64()}
 # A checkpoint every 50 commits keeps opening the table a read of one Parquet file and at most
 # 49 JSON commits, however many files it holds.
@@ -112,8 +116,8 @@ def replace_file(table_url: str, file_key: str, run_id: str, shard_urls: Sequenc
         table,
         pa.RecordBatchReader.from_batches(SCHEMA, count.passing(_shard_batches(shard_urls, file_key, run_id))),
         mode="overwrite",
-        predicate=f"file_key = {_sql_string(file_key)}",
-        partition_by=["file_key"],
+        predicate=f"file_id = '{file_id(file_key)}'",
+        partition_by=PARTITION_BY,
         writer_properties=WriterProperties(max_row_group_size=ROW_GROUP_ROWS, compression="ZSTD"),
         commit_properties=CommitProperties(max_commit_retries=COMMIT_RETRIES),
     )
@@ -170,7 +174,7 @@ def _create_once(table_url: str, options: dict[str, str]) -> None:
             table_url,
             SCHEMA,
             mode="ignore",
-            partition_by=["file_key"],
+            partition_by=PARTITION_BY,
             configuration=TABLE_CONFIGURATION,
             storage_options=options,
             commit_properties=CommitProperties(max_commit_retries=0),
@@ -185,13 +189,17 @@ def _shard_batches(shard_urls: Sequence[str], file_key: str, run_id: str) -> Ite
     for url in shard_urls:
         with fsspec.open(url, "rb") as stream:
             for batch in pa_csv.open_csv(stream, convert_options=convert):
-                constants = [pa.repeat(pa.scalar(value, pa.string()), batch.num_rows) for value in (file_key, run_id)]
+                constants = [
+                    pa.repeat(pa.scalar(value, pa.string()), batch.num_rows)
+                    for value in (file_key, run_id, file_id(file_key))
+                ]
                 yield pa.RecordBatch.from_arrays([*batch.columns, *constants], schema=SCHEMA)
 
 
-def _sql_string(value: str) -> str:
-    """``value`` as a SQL string literal (quotes doubled), for delta-rs predicates."""
-    return "'" + value.replace("'", "''") + "'"
+def file_id(file_key: str) -> str:
+    """The partition value of ``file_key``: 16 hex digits of its SHA-256, a safe folder name
+    whatever the key's length or characters."""
+    return hashlib.sha256(file_key.encode("utf-8")).hexdigest()[:16]
 
 
 def exists(table_url: str) -> bool:
@@ -284,7 +292,7 @@ def contents(table_url: str) -> Contents:
         return Contents(table.version(), 0, 0, None, None)
     return Contents(
         version=table.version(),
-        files=len(pc.unique(actions["partition.file_key"])),
+        files=len(pc.unique(actions["partition.file_id"])),
         rows=pc.sum(actions["num_records"]).as_py(),
         first_date=pc.min(actions["min.date"]).as_py(),
         last_date=pc.max(actions["max.date"]).as_py(),

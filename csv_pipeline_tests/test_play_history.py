@@ -238,7 +238,9 @@ def test_maintenance_compacts_a_file_loaded_in_pieces_and_keeps_the_sums(tmp_pat
     from deltalake import write_deltalake
 
     for start in range(0, rows.num_rows, 500):  # the same rows again, as six small files of another key
-        piece = rows.slice(start, 500).set_column(3, "file_key", pa.array(["pieces.csv"] * min(500, rows.num_rows - start)))
+        piece = rows.slice(start, 500)
+        for index, value in [(3, "pieces.csv"), (5, history.file_id("pieces.csv"))]:
+            piece = piece.set_column(index, rows.schema.field(index).name, pa.array([value] * piece.num_rows))
         write_deltalake(table_url, piece, mode="append")
     before = polars_totals(table_url)
     assert len(DeltaTable(table_url).file_uris()) == 7
