@@ -235,7 +235,8 @@ def test_the_job_runs_its_steps_and_the_aggregation_on_every_worker_of_the_clust
     ]
     events = [record.dagster_event for record in run_events(tmp_path / "dagster_home", result["run_id"])]
     step_pids = {event.step_key: event.pid for event in events if event.event_type == DagsterEventType.STEP_START}
-    assert len(step_pids) == 4 and set(step_pids.values()) <= set(worker_pids.values())  # three ops, the checks
+    # three ops, the checks and the play history load
+    assert len(step_pids) == 5 and set(step_pids.values()) <= set(worker_pids.values())
     assert set(worker_tasks(stream.data, MAP_TASK)) == set(worker_pids)
     assert set(worker_tasks(stream.data, REDUCE_TASK)) == set(worker_pids)
 
