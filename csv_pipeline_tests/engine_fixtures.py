@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from distributed import Client, LocalCluster
 
-from csv_pipeline.engine import aggregate, inspect_file, write_shards
+from csv_pipeline.engine import InvalidFileError, aggregate, inspect_file, write_shards
 
 
 @pytest.fixture(scope="session")
@@ -28,3 +28,17 @@ def run_engine(dask_client, tmp_path):
         return write_shards(dask_client, aggregation, str(tmp_path / out))
 
     return run
+
+
+def write(tmp_path: Path, content: bytes, name: str = "plays.csv") -> Path:
+    """``content`` as a file in ``tmp_path``."""
+    path = tmp_path / name
+    path.write_bytes(content)
+    return path
+
+
+def error_of(run_engine, path: Path, **sizes) -> str:
+    """The sentence the engine refuses ``path`` with."""
+    with pytest.raises(InvalidFileError) as caught:
+        run_engine(path, **sizes)
+    return caught.value.message

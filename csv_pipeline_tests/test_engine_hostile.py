@@ -12,25 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from csv_pipeline.engine import InputChangedError, InvalidFileError, aggregate, inspect_file
+from csv_pipeline.engine import InputChangedError, aggregate, inspect_file
+from csv_pipeline_tests.engine_fixtures import error_of, write
 from csv_pipeline_tests.shard_reading import totals_of
 
 pytest_plugins = ["csv_pipeline_tests.engine_fixtures"]
 
 CSV_PIPELINE = Path(sys.executable).parent / "csv-pipeline"
 HEADER = b"Song,Date,Number of Plays\n"
-
-
-def write(tmp_path: Path, content: bytes, name: str = "plays.csv") -> Path:
-    path = tmp_path / name
-    path.write_bytes(content)
-    return path
-
-
-def error_of(run_engine, path: Path, **sizes) -> str:
-    with pytest.raises(InvalidFileError) as caught:
-        run_engine(path, **sizes)
-    return caught.value.message
 
 
 @pytest.mark.parametrize("plays", [b"0x10", b"+5", b"-5", b" 5", b"5 ", b"1_000", b"1.0", b"1e3", b"\xd9\xa3"])

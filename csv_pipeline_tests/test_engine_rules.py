@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from csv_pipeline.engine import InvalidFileError, aggregate, inspect_file, process_file
+from csv_pipeline_tests.engine_fixtures import error_of, write
 from csv_pipeline_tests.shard_reading import totals_of
 
 pytest_plugins = ["csv_pipeline_tests.engine_fixtures"]
@@ -16,18 +17,6 @@ SEED_TOTALS = {
     ("Umbrella", "2020-01-01"): 150,
     ("Umbrella", "2020-01-02"): 250,
 }
-
-
-def write(tmp_path: Path, content: bytes, name: str = "plays.csv") -> Path:
-    path = tmp_path / name
-    path.write_bytes(content)
-    return path
-
-
-def error_of(run_engine, path: Path, **sizes) -> str:
-    with pytest.raises(InvalidFileError) as caught:
-        run_engine(path, **sizes)
-    return caught.value.message
 
 
 @pytest.mark.parametrize("name", ["initial_test.csv", "initial_test_without_headers.csv"])

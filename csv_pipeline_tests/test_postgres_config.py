@@ -10,7 +10,6 @@ import json
 import re
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import pytest
 
 from csv_pipeline.graphql_client import DagsterGraphQL
 from csv_pipeline_tests.private_services import local_service
-from csv_pipeline_tests.service_fixtures import POSTGRES_SERVER, PRODUCTION_INSTANCE_YAML, wait_until
+from csv_pipeline_tests.service_fixtures import PRODUCTION_INSTANCE_YAML, fresh_database, wait_until
 
 CSV_PIPELINE = Path(sys.executable).parent / "csv-pipeline"
 GOOD = "Song,Date,Number of Plays\nUmbrella,2020-01-01,100\nUmbrella,2020-01-01,50\nIn The End,2020-01-02,500\n"
@@ -30,18 +29,8 @@ URL_STORAGE = "storage:\n  postgres:\n    postgres_url:\n      env: DAGSTER_PG_U
 
 @pytest.fixture
 def database() -> Iterator[str]:
-    """A database of its own on the machine's PostgreSQL server, dropped afterwards."""
-    name = f"csv_pipeline_config_{uuid.uuid4().hex[:12]}"
-    admin = psycopg2.connect(f"postgresql://{POSTGRES_SERVER}/postgres")
-    admin.autocommit = True
-    try:
-        with admin.cursor() as cursor:
-            cursor.execute(f'CREATE DATABASE "{name}"')
-        yield f"postgresql://{POSTGRES_SERVER}/{name}"
-        with admin.cursor() as cursor:
-            cursor.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-    finally:
-        admin.close()
+    with fresh_database() as dsn:
+        yield dsn
 
 
 def instance_yaml(form: str) -> str:

@@ -15,7 +15,7 @@ file size; the scratch directory holds the data in between.
 import json
 import math
 import posixpath
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pyarrow as pa
