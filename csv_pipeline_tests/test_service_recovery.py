@@ -210,7 +210,7 @@ def test_a_daemon_killed_mid_burst_loses_no_file_and_runs_none_twice(service: Da
     wait_until(lambda: True if len(done(service, keys)) == len(keys) else None, RUN_TIMEOUT_SECONDS, "the burst", service.logs)
     drained = time.monotonic() - restarted
 
-    assert "did not start within" in service.graphql.run(orphan).error
+    assert service.graphql.run(orphan).status == "FAILURE"  # failed for its missing worker, then retried
     assert {key: len(successes(service, key)) for key in keys} == {key: 1 for key in keys}
     assert run_in_status(service, "QUEUED") is None
     print(f"\ndaemon SIGKILLed mid-burst of {BURST_FILES} files while launching a run: the run without a worker "
