@@ -56,7 +56,7 @@ def test_the_instance_storage_works_in_both_documented_forms(form, database, tmp
                               env=service.env, capture_output=True, text=True, timeout=600)
         bad = subprocess.run([*cli, str(tmp_path / "bad.csv"), "--output", str(tmp_path / "cli_out")],
                              env=service.env, capture_output=True, text=True, timeout=600)
-        assert good.returncode == 0, good.stderr
+        assert good.returncode == 0 and good.stdout.strip(), good.stderr
         assert json.loads(good.stdout)["rows_out"] == 2
         assert bad.returncode == 1 and json.loads(bad.stdout)["error"] == BAD_SENTENCE
 

@@ -79,8 +79,9 @@ def runs_by_file(postgres: PrivatePostgres, file_keys: list[str]) -> dict[str, l
     return {file_key: [status for key, status in rows if key == file_key] for file_key in file_keys}
 
 
-def wait_until_settled(postgres: PrivatePostgres, file_key: str) -> list[tuple[str, str]]:
-    """``(status, will_retry)`` of the file's runs once its latest run succeeded or failed for good."""
+def wait_until_settled(postgres: PrivatePostgres, file_key: str, runs_before: int = 0) -> list[tuple[str, str]]:
+    """``(status, will_retry)`` of the file's runs once there are more than ``runs_before`` and the
+    latest succeeded or failed for good."""
 
     def settled() -> list[tuple[str, str]] | None:
         with psycopg2.connect(postgres.dsn) as connection, connection.cursor() as cursor:
@@ -92,7 +93,8 @@ def wait_until_settled(postgres: PrivatePostgres, file_key: str) -> list[tuple[s
             )
             runs = cursor.fetchall()
         last = runs[-1] if runs else None
-        return runs if last and (last[0] == "SUCCESS" or last == ("FAILURE", "false")) else None
+        settled = last and (last[0] == "SUCCESS" or last == ("FAILURE", "false"))
+        return runs if settled and len(runs) > runs_before else None
 
     return wait_until(settled, FINISH_TIMEOUT_SECONDS, f"the last run of {file_key}")
 
@@ -146,7 +148,7 @@ def test_postgres_away_for_half_a_minute_during_a_run(outage):
     if runs[-1] == ("FAILURE", "false"):
         assert not (service.outbox / "away").exists()  # it failed cleanly: no shard, no directory
         put(service, file_key, plays_csv(42, rows=20000) + "Song 1,2020-02-01,1\n")
-        runs = wait_until_settled(postgres, file_key)
+        runs = wait_until_settled(postgres, file_key, runs_before=len(runs))
         print(f"  put again: settled {time.monotonic() - stopped:.1f} s after the stop; runs: {runs}")
 
     assert [status for status, _ in runs].count("SUCCESS") == 1 and runs[-1][0] == "SUCCESS", runs
