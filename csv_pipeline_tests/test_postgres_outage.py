@@ -93,8 +93,8 @@ def wait_until_settled(postgres: PrivatePostgres, file_key: str, runs_before: in
             )
             runs = cursor.fetchall()
         last = runs[-1] if runs else None
-        settled = last and (last[0] == "SUCCESS" or last == ("FAILURE", "false"))
-        return runs if settled and len(runs) > runs_before else None
+        ended = last and (last[0] == "SUCCESS" or last == ("FAILURE", "false"))
+        return runs if ended and len(runs) > runs_before else None
 
     return wait_until(settled, FINISH_TIMEOUT_SECONDS, f"the last run of {file_key}")
 
