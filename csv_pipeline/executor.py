@@ -90,8 +90,9 @@ class _StepEvents:
         return bool(self.events) and not any(event.is_step_failure for event in self.events)
 
 
-def _run_steps(upstream: list[_StepEvents], steps: _Steps) -> _StepEvents:
-    """Run the steps on this worker, once the steps they depend on (``upstream``) are done.
+def _run_steps(upstream: list[_StepEvents], previous: _StepEvents | None, steps: _Steps) -> _StepEvents:
+    """Run the steps on this worker, once the steps they depend on (``upstream``) are done and
+    the step submitted before them (``previous``, whatever its outcome) has ended.
 
     As dagster-dask's ``query_on_dask_worker``, but with the worker's open instance.
     """
@@ -141,6 +142,11 @@ class RunScopedDaskExecutor(DaskExecutor):
         with self._client(plan_context.job_name) as client:
             futures = {}
             steps_by_task = {}
+            # One step at a time: two Dagster steps at once in one process (the checks and
+            # play_history, both after write_shards, on the in-process cluster) share its logging
+            # setup and its standard-output capture for compute logs, which Dagster does not make
+            # safe; a command's own output was seen going into a step's log file.
+            previous = None
             for level in execution_plan.get_steps_to_execute_by_level():
                 for step in level:
                     upstream = [  # a step done by the parent run is not in this plan
@@ -161,11 +167,13 @@ class RunScopedDaskExecutor(DaskExecutor):
                     futures[step.key] = client.submit(
                         _run_steps,
                         upstream,
+                        previous,
                         steps,
                         key=f"{plan_context.job_name}.{step.key}-{run.run_id}",
                         resources=get_dask_resource_requirements(step.tags),
                     )
                     steps_by_task[futures[step.key].key] = step
+                    previous = futures[step.key]
             done = as_completed(list(futures.values()), with_results=True)
             for future, step_events in iterate_with_context(raise_execution_interrupts, done):
                 if step_events.events:
