@@ -7,6 +7,7 @@ inbox and outbox in that bucket. Each process runs in its own process group, so 
 also stops the code server, the run workers and their Dask workers it started.
 """
 
+import contextlib
 import csv
 import os
 import shutil
@@ -66,12 +67,16 @@ class DagsterService:
     logs: Path
     processes: dict[str, subprocess.Popen]  # "webserver", "daemon" (the one running), killed daemons
 
-    def daemon_code_server(self) -> psutil.Process:
-        """The code server the running daemon started (its run workers are forked from it and
-        carry the same command line, one level further down)."""
-        children = psutil.Process(self.processes["daemon"].pid).children()
-        (code_server,) = [child for child in children if "grpc" in " ".join(child.cmdline())]
-        return code_server
+    def daemon_code_servers(self) -> list[psutil.Process]:
+        """The code servers the running daemon started (its run workers are forked from them).
+        The daemon starts a fresh one about every minute and lets the old one go, so there may
+        be two for a while."""
+        servers = []
+        for child in psutil.Process(self.processes["daemon"].pid).children():
+            with contextlib.suppress(psutil.NoSuchProcess):
+                if "grpc" in " ".join(child.cmdline()):
+                    servers.append(child)
+        return servers
 
     def kill_daemon(self, whole_group: bool) -> None:
         """SIGKILL the daemon alone, or its whole process group (its code server and the run
@@ -160,6 +165,18 @@ class DagsterService:
 
     def parent_run_id(self, run_id: str) -> str | None:
         return graphql_data(self.url, _PARENT_RUN, {"runId": run_id})["runOrError"]["parentRunId"]
+
+    def runs_told(self, file_key: str) -> str:
+        """Every run of ``file_key`` with what launched it, and the daemon's lines about the file:
+        what a failed assertion on runs needs to say."""
+        runs = graphql_data(self.url, _RUN_ORIGINS, {"tags": [{"key": FILE_TAG, "value": file_key}]})["runsOrError"]
+        lines = [
+            f"{run['runId']} {run['status']} parent={run['parentRunId']} "
+            + " ".join(f"{tag['key']}={tag['value']}" for tag in run["tags"] if tag["key"].startswith("dagster/"))
+            for run in runs["results"]
+        ]
+        daemon_log = (self.logs / "daemon.log").read_text(errors="replace").splitlines()
+        return "\n".join(lines + [line for line in daemon_log if file_key in line and "SensorDaemon" in line])
 
     def kill_run_worker(self, run_id: str) -> None:
         """SIGKILL the process executing ``run_id``, as an out-of-memory killer would."""
@@ -367,6 +384,11 @@ query RunIds($tags: [ExecutionTag!]) {
 """
 _PARENT_RUN = """
 query ParentRun($runId: ID!) { runOrError(runId: $runId) { ... on Run { parentRunId } } }
+"""
+_RUN_ORIGINS = """
+query RunOrigins($tags: [ExecutionTag!]) {
+  runsOrError(filter: {tags: $tags}) { ... on Runs { results { runId status parentRunId tags { key value } } } }
+}
 """
 _ENGINE_EVENTS = """
 query EngineEvents($runId: ID!) {

@@ -196,7 +196,7 @@ def test_a_run_whose_worker_dies_is_retried_and_status_follows_the_retry(dagster
 
     retry = dagster_service.wait_for_run("e2e/crash.csv", until=lambda run: run.run_id != crashed.run_id and run.finished)
     assert (retry.status, retry.rows_out) == ("SUCCESS", 100 * 10)
-    assert dagster_service.parent_run_id(retry.run_id) == crashed.run_id
+    assert dagster_service.parent_run_id(retry.run_id) == crashed.run_id, dagster_service.runs_told("e2e/crash.csv")
     answer = dagster_service.cli("status", "e2e/crash.csv")
     assert answer.returncode == 0, answer.stderr
     assert json.loads(answer.stdout)["run_id"] == retry.run_id

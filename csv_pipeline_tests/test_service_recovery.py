@@ -8,12 +8,14 @@ process group. Recovery times are printed (``pytest -s``) for the fault table in
 deploy/README.md; they are measured, not asserted.
 """
 
+import contextlib
 import signal
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
 import pytest
 
 from csv_pipeline.engine.demo import write_demo_file
@@ -194,12 +196,23 @@ def test_a_daemon_killed_mid_burst_loses_no_file_and_runs_none_twice(service: Da
     for number, key in enumerate(keys):
         service.put(key, plays_file(rows=50, seed=number)[0])
     wait_until(lambda: True if len(done(service, keys)) >= 2 else None, RUN_TIMEOUT_SECONDS, "the burst to start", service.logs)
-    code_server = service.daemon_code_server()
-    code_server.send_signal(signal.SIGSTOP)
-    orphan = wait_until(lambda: stuck_in_starting(service, 5), 120, "a launch to hang", service.logs)
+    hung: dict[int, psutil.Process] = {}
+
+    def launch_hung() -> str | None:
+        """Stop every code server of the daemon, including the fresh one it starts each minute."""
+        for code_server in service.daemon_code_servers():
+            if code_server.pid not in hung:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    code_server.send_signal(signal.SIGSTOP)
+                    hung[code_server.pid] = code_server
+        return stuck_in_starting(service, 5)
+
+    orphan = wait_until(launch_hung, 180, "a launch to hang", service.logs)
 
     service.kill_daemon(whole_group=False)
-    code_server.send_signal(signal.SIGKILL)
+    for code_server in hung.values():
+        with contextlib.suppress(psutil.NoSuchProcess):
+            code_server.send_signal(signal.SIGKILL)
     restarted = time.monotonic()
     service.start_daemon()
 
