@@ -28,7 +28,7 @@ from pathlib import Path
 
 import psutil
 
-from csv_pipeline import history
+from csv_pipeline.engine import history
 
 BIN = Path(sys.executable).parent
 SAMPLE_SECONDS = 0.05

@@ -12,7 +12,7 @@ from typing import Any
 
 import requests
 
-from csv_pipeline.tags import ERROR_TAG, FILE_TAG, VERSION_TAG
+from csv_pipeline.defs.tags import ERROR_TAG, FILE_TAG, VERSION_TAG
 
 NOT_FINISHED = frozenset({"QUEUED", "NOT_STARTED", "STARTING", "STARTED", "MANAGED", "CANCELING"})
 FAILED = frozenset({"FAILURE", "CANCELED"})

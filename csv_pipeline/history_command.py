@@ -43,7 +43,7 @@ def _date(text: str) -> datetime.date:
 def history(args: argparse.Namespace) -> int:
     import fsspec
 
-    from csv_pipeline import history as table
+    from csv_pipeline.engine import history as table
     from csv_pipeline.settings import Settings
 
     url = Settings.from_env().history_url

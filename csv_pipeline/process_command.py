@@ -17,11 +17,11 @@ from dagster import DagsterInstance, JobExecutionResult, execute_job
 
 from csv_pipeline.graphql_client import RunResult
 from csv_pipeline.inbox import file_key_problem, file_version, shown, symlink_problem
-from csv_pipeline.jobs import PROCESS_INBOX_FILE
-from csv_pipeline.partitions import inbox_files
-from csv_pipeline.resources import PlayFiles
+from csv_pipeline.defs.jobs import PROCESS_INBOX_FILE
+from csv_pipeline.defs.partitions import inbox_files
+from csv_pipeline.defs.resources.play_files import PlayFiles
 from csv_pipeline.settings import Settings, absolute_url
-from csv_pipeline.tags import ERROR_TAG, FILE_TAG, VERSION_TAG
+from csv_pipeline.defs.tags import ERROR_TAG, FILE_TAG, VERSION_TAG
 
 EXIT_OK = 0
 EXIT_FAILED = 1

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from dagster import DagsterInstance, instance_for_test
 
-from csv_pipeline.resources import PlayFiles
+from csv_pipeline.defs.resources.play_files import PlayFiles
 
 
 @pytest.fixture

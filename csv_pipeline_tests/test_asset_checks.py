@@ -9,12 +9,12 @@ from pathlib import Path
 
 from dagster import AssetCheckKey, AssetKey, AssetRecordsFilter, DagsterEventType, DagsterInstance, execute_job
 
-from csv_pipeline.checks import ACCOUNTED_FOR, SORTED_AND_BOUNDED
+from csv_pipeline.defs.assets.checks import ACCOUNTED_FOR, SORTED_AND_BOUNDED
 from csv_pipeline.inbox import file_version
-from csv_pipeline.jobs import PROCESS_INBOX_FILE
-from csv_pipeline.partitions import inbox_files
-from csv_pipeline.resources import PlayFiles
-from csv_pipeline.tags import FILE_TAG, VERSION_TAG
+from csv_pipeline.defs.jobs import PROCESS_INBOX_FILE
+from csv_pipeline.defs.partitions import inbox_files
+from csv_pipeline.defs.resources.play_files import PlayFiles
+from csv_pipeline.defs.tags import FILE_TAG, VERSION_TAG
 
 PLAY_TOTALS = AssetKey("play_totals")
 GOOD = (

@@ -5,7 +5,7 @@ import logging
 import pytest
 from distributed.comm.core import CommClosedError
 
-from csv_pipeline.dask_logging import quiet_normal_shutdown
+from csv_pipeline.defs.dask_logging import quiet_normal_shutdown
 
 
 @pytest.fixture

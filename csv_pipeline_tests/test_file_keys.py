@@ -18,10 +18,10 @@ from dagster._core.definitions.partitions.utils.base import INVALID_PARTITION_SU
 from csv_pipeline.definitions import defs
 from csv_pipeline.engine import InvalidFileError
 from csv_pipeline.inbox import SYMLINK, file_key_problem
-from csv_pipeline.jobs import PROCESS_INBOX_FILE
-from csv_pipeline.partitions import inbox_files
-from csv_pipeline.resources import PlayFiles
-from csv_pipeline.tags import ERROR_TAG, FILE_TAG, VERSION_TAG
+from csv_pipeline.defs.jobs import PROCESS_INBOX_FILE
+from csv_pipeline.defs.partitions import inbox_files
+from csv_pipeline.defs.resources.play_files import PlayFiles
+from csv_pipeline.defs.tags import ERROR_TAG, FILE_TAG, VERSION_TAG
 from csv_pipeline_tests.test_inbox_sensor import ROWS, Daemon, put
 
 pytest_plugins = ["csv_pipeline_tests.service_fixtures"]

@@ -16,12 +16,12 @@ import pyarrow as pa
 import pytest
 from dagster import AssetKey, DagsterInstance, execute_job
 
-from csv_pipeline import history
+from csv_pipeline.engine import history
 from csv_pipeline.inbox import file_version
-from csv_pipeline.jobs import PROCESS_INBOX_FILE
-from csv_pipeline.partitions import inbox_files
-from csv_pipeline.resources import PlayFiles
-from csv_pipeline.tags import FILE_TAG, VERSION_TAG
+from csv_pipeline.defs.jobs import PROCESS_INBOX_FILE
+from csv_pipeline.defs.partitions import inbox_files
+from csv_pipeline.defs.resources.play_files import PlayFiles
+from csv_pipeline.defs.tags import FILE_TAG, VERSION_TAG
 from csv_pipeline_tests.service_fixtures import FAKE_AWS
 
 pytest_plugins = ["csv_pipeline_tests.service_fixtures"]
@@ -273,7 +273,7 @@ def _make_bucket(endpoint: str, bucket: str) -> None:
 
 def test_the_maintenance_job_compacts_and_observes_the_whole_history(tmp_path, play_files: PlayFiles):
     from csv_pipeline.definitions import defs
-    from csv_pipeline.history_asset import PlayHistory, maintain_play_history
+    from csv_pipeline.defs.assets.play_history import PlayHistory, maintain_play_history
 
     table_url = str(tmp_path / "elsewhere")
     for name, content in {"a.csv": "A,2020-01-01,1\nB,2020-02-01,2\n", "b.csv": "A,2020-01-01,4\nC,2020-02-09,8\n"}.items():

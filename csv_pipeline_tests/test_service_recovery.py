@@ -19,7 +19,7 @@ import psutil
 import pytest
 
 from csv_pipeline.engine.demo import write_demo_file
-from csv_pipeline.tags import RUN_WORKER_TAG
+from csv_pipeline.defs.tags import RUN_WORKER_TAG
 from csv_pipeline_tests.service_fixtures import (
     DagsterService,
     fresh_database,

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from csv_pipeline.checks import ACCOUNTED_FOR
+from csv_pipeline.defs.assets.checks import ACCOUNTED_FOR
 from csv_pipeline.process_command import run_file
 from csv_pipeline_tests.service_fixtures import free_port, start_process, stop_process, wait_until
 

@@ -9,7 +9,8 @@ testable on its own. The Dagster layer calls the three steps below, one per op:
 ``write_shards``  -> ``Manifest``     (pack sorted buckets into size-bounded shards,
                                        write them and the ``_SUCCESS`` manifest last)
 
-``process_file`` runs all three, for scripts and tests.
+``process_file`` runs all three, for scripts and tests. ``history`` keeps every file's totals
+in one Delta Lake table.
 """
 
 from csv_pipeline.engine.errors import InputChangedError, InvalidFileError

@@ -34,8 +34,8 @@ from distributed import worker_client
 from csv_pipeline import engine
 from csv_pipeline.engine import storage
 from csv_pipeline.engine.rules import OUTPUT_COLUMNS
-from csv_pipeline.partitions import inbox_files
-from csv_pipeline.resources import PlayFiles
+from csv_pipeline.defs.partitions import inbox_files
+from csv_pipeline.defs.resources.play_files import PlayFiles
 
 TOP_SONGS = 10
 READ_BLOCK_BYTES = 16 << 20

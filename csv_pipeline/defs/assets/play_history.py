@@ -3,7 +3,7 @@
 ``play_history`` is partitioned like ``play_totals`` (one partition per inbox file) and runs in
 the same run, right after it: ``process_inbox_file`` selects both, so every path that processes
 a file (the sensor, the UI, ``csv-pipeline process``) updates the history, and a failed
-``play_totals`` skips it, leaving the history as it was. The table code is in ``history.py``.
+``play_totals`` skips it, leaving the history as it was. The table code is the engine's, in ``engine/history.py``.
 """
 
 from dagster import (
@@ -24,9 +24,10 @@ from dagster import (
     op,
 )
 
-from csv_pipeline import engine, history
-from csv_pipeline.partitions import inbox_files
-from csv_pipeline.resources import PlayFiles
+from csv_pipeline import engine
+from csv_pipeline.engine import history
+from csv_pipeline.defs.partitions import inbox_files
+from csv_pipeline.defs.resources.play_files import PlayFiles
 
 # The observation also carries the latest months as numbers of their own, which the UI plots.
 MONTHS_PLOTTED = 24

@@ -37,9 +37,9 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from csv_pipeline import engine
 from csv_pipeline.engine.storage import remove_tree
-from csv_pipeline.partitions import inbox_files
-from csv_pipeline.resources import PlayFiles
-from csv_pipeline.tags import ERROR_TAG, MANIFEST_TAG
+from csv_pipeline.defs.partitions import inbox_files
+from csv_pipeline.defs.resources.play_files import PlayFiles
+from csv_pipeline.defs.tags import ERROR_TAG, MANIFEST_TAG
 
 SHARDS_SCHEMA = TableSchema(
     columns=[TableColumn("uri", "string"), TableColumn("rows", "int"), TableColumn("bytes", "int")]

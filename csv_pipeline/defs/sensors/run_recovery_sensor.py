@@ -23,10 +23,10 @@ from dagster._core.storage.tags import PARTITION_NAME_TAG
 
 from csv_pipeline.engine.pipeline import SUCCESS
 from csv_pipeline.engine.storage import filesystem, join, remove_tree
-from csv_pipeline.jobs import process_inbox_file
-from csv_pipeline.resources import PlayFiles
-from csv_pipeline.run_launcher import ProcessIdentity
-from csv_pipeline.tags import LAUNCHED_BY_TAG
+from csv_pipeline.defs.jobs import process_inbox_file
+from csv_pipeline.defs.resources.play_files import PlayFiles
+from csv_pipeline.defs.run_launcher import ProcessIdentity
+from csv_pipeline.defs.tags import LAUNCHED_BY_TAG
 
 INTERVAL_SECONDS = 10
 # A launch that reached the code server has its worker running (STARTED) within seconds.

@@ -17,7 +17,7 @@ cluster options) taken from dagster-dask, because:
   step waits only for the steps of this plan; the parent's outputs come through the IO manager.
 
 It also tags the run with the process executing it, so that the run launcher can tell when that
-process is gone (``csv_pipeline.run_launcher``).
+process is gone (``csv_pipeline.defs.run_launcher``).
 
 And a worker opens the run's instance once, not once per step (``_open_instance``).
 """
@@ -56,7 +56,7 @@ from dagster._serdes import deserialize_value, serialize_value
 from dagster_dask.executor import DaskExecutor, get_dask_resource_requirements
 from distributed import Client, LocalCluster, as_completed
 
-from csv_pipeline.run_launcher import record_run_worker
+from csv_pipeline.defs.run_launcher import record_run_worker
 from csv_pipeline.settings import Settings
 
 CONNECT_TIMEOUT_SECONDS = 10
