@@ -7,6 +7,7 @@ from csv_pipeline.defs.assets.checks import verify_shards
 from csv_pipeline.defs.loggers import console_logger
 from csv_pipeline.defs.dask_logging import quiet_normal_shutdown
 from csv_pipeline.defs.executor import dask_executor_for
+from csv_pipeline.defs.resources.dask_client import DaskClient
 from csv_pipeline.defs.resources.io_managers import StepOutputsIOManager
 from csv_pipeline.defs.assets.play_history import PlayHistory, maintain_play_history, maintain_play_history_daily, play_history
 from csv_pipeline.defs.jobs import process_inbox_file
@@ -27,6 +28,8 @@ defs = Definitions(
     resources={
         "play_files": PlayFiles.from_settings(settings),
         "history_table": PlayHistory(location=settings.history or ""),
+        # The ops run inside the executor's Dask workers and use that cluster.
+        "dask": DaskClient(),
         # Steps may run on different machines of a Dask cluster: there, CSV_PIPELINE_STEP_OUTPUTS
         # names storage they all reach (s3://...); by default the instance's storage directory.
         "io_manager": StepOutputsIOManager(base_dir=settings.step_outputs),

@@ -10,6 +10,7 @@ figures (rows and plays in) come from the engine's map step, which counts them a
 import heapq
 import warnings
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -29,12 +30,13 @@ from dagster import (
     TableSchema,
     multi_asset_check,
 )
-from distributed import worker_client
+from distributed import Client
 
 from csv_pipeline import engine
 from csv_pipeline.engine import storage
 from csv_pipeline.engine.rules import OUTPUT_COLUMNS
 from csv_pipeline.defs.partitions import inbox_files
+from csv_pipeline.defs.resources.dask_client import DaskClient
 from csv_pipeline.defs.resources.play_files import PlayFiles
 
 TOP_SONGS = 10
@@ -122,10 +124,9 @@ def _exact_sum(values: pa.Array) -> int:
     return (int((array >> np.uint64(32)).sum()) << 32) + int((array & np.uint64(0xFFFFFFFF)).sum())
 
 
-def read_shards(manifest: engine.Manifest, storage_options: dict) -> list[ShardReading]:
+def read_shards(client: Client, manifest: engine.Manifest) -> list[ShardReading]:
     """Every shard read back by its own Dask task on the run's cluster."""
-    with worker_client() as client:
-        return client.gather(client.map(read_shard, manifest.output_files, [storage_options] * len(manifest.shards)))
+    return client.gather(client.map(read_shard, manifest.output_files, [{}] * len(manifest.shards)))
 
 
 def top_songs(readings: list[ShardReading]) -> list[tuple[str, int]]:
@@ -220,9 +221,12 @@ with warnings.catch_warnings():
     name="verify_shards",
     compute_kind="dask",
 )
-def verify_shards(context: AssetCheckExecutionContext, play_files: PlayFiles, manifest: engine.Manifest):
+def verify_shards(
+    context: AssetCheckExecutionContext, play_files: PlayFiles, dask: DaskClient, manifest: engine.Manifest
+) -> Iterator[AssetCheckResult]:
     """Read the partition's shards back on the Dask cluster and check them."""
-    readings = read_shards(manifest, {})
+    with dask.client() as client:
+        readings = read_shards(client, manifest)
     context.log.info(f"{manifest.file_name}: read back {len(readings)} shards, {sum(r.rows for r in readings)} rows")
     yield accounted_for(manifest, readings)
     yield sorted_and_bounded(readings, play_files.max_shard_bytes)

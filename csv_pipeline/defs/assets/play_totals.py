@@ -1,8 +1,9 @@
 """The ``play_totals`` asset: one partition per inbox file, built by three ops on the Dask executor.
 
 Each op is one engine step. The ops run inside a Dask worker (the ``dagster-dask`` executor puts
-them there) and hand the engine's own Dask work to the whole cluster through ``worker_client``,
-which secedes from the worker's thread pool so single-threaded workers cannot deadlock.
+them there) and hand the engine's own Dask work to the whole cluster through the ``dask``
+resource (``worker_client`` there, which secedes from the worker's thread pool so
+single-threaded workers cannot deadlock; a given cluster under ``dagster.materialize()``).
 Between ops only small, picklable descriptions travel (``FilePlan``, ``Aggregation``); the data
 stays in the scratch directory.
 """
@@ -31,13 +32,14 @@ from dagster import (
     op,
 )
 from dagster_postgres.utils import DagsterPostgresException
-from distributed import KilledWorker, worker_client
+from distributed import KilledWorker
 from distributed.comm import CommClosedError
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from csv_pipeline import engine
 from csv_pipeline.engine.storage import remove_tree
 from csv_pipeline.defs.partitions import inbox_files
+from csv_pipeline.defs.resources.dask_client import DaskClient
 from csv_pipeline.defs.resources.play_files import PlayFiles
 from csv_pipeline.defs.tags import ERROR_TAG, MANIFEST_TAG
 
@@ -97,10 +99,10 @@ def validate_format(context: OpExecutionContext, play_files: PlayFiles) -> engin
 
 @op(retry_policy=TRANSIENT_RETRIES)
 def aggregate_plays(
-    context: OpExecutionContext, play_files: PlayFiles, plan: engine.FilePlan
+    context: OpExecutionContext, play_files: PlayFiles, dask: DaskClient, plan: engine.FilePlan
 ) -> engine.Aggregation:
     """Sum the plays per (Song, Date) across the Dask cluster into sorted scratch buckets."""
-    aggregation, workers = _aggregate(context, play_files, plan)
+    aggregation, workers = _aggregate(context, play_files, dask, plan)
     context.add_output_metadata(
         {"rows_in": aggregation.rows_in, "buckets": len(aggregation.buckets), "dask_workers": workers}
     )
@@ -108,18 +110,18 @@ def aggregate_plays(
 
 
 def _aggregate(
-    context: OpExecutionContext, play_files: PlayFiles, plan: engine.FilePlan
+    context: OpExecutionContext, play_files: PlayFiles, dask: DaskClient, plan: engine.FilePlan
 ) -> tuple[engine.Aggregation, int]:
     """The aggregation into this run's scratch directory, and the number of Dask workers."""
     scratch_url = play_files.scratch_url(context.run_id)
     doing = f"cannot sum the plays of {plan.url} into the scratch {scratch_url}"
-    with _failure_explained(context, doing), _removed_on_error(scratch_url), worker_client() as client:
+    with _failure_explained(context, doing), _removed_on_error(scratch_url), dask.client() as client:
         return engine.aggregate(client, plan, scratch_url, play_files.max_shard_bytes), len(client.nthreads())
 
 
 @op(retry_policy=TRANSIENT_RETRIES)
 def write_shards(
-    context: OpExecutionContext, play_files: PlayFiles, aggregation: engine.Aggregation
+    context: OpExecutionContext, play_files: PlayFiles, dask: DaskClient, aggregation: engine.Aggregation
 ) -> Output[engine.Manifest]:
     """Write the size-bounded output shards and the ``_SUCCESS`` manifest, then drop the scratch.
 
@@ -131,11 +133,11 @@ def write_shards(
     """
     if aggregation.scratch_url != play_files.scratch_url(context.run_id):
         context.log.info(f"Aggregating again: the aggregation handed over was made by another run, in {aggregation.scratch_url}")
-        aggregation, _ = _aggregate(context, play_files, aggregation.plan)
+        aggregation, _ = _aggregate(context, play_files, dask, aggregation.plan)
     output_url = play_files.output_url(context.partition_key, context.run_id)
     doing = f"cannot write the output to {output_url}"
     with _failure_explained(context, doing, leftovers=[output_url, aggregation.scratch_url]):
-        with _removed_on_error(output_url), worker_client() as client:
+        with _removed_on_error(output_url), dask.client() as client:
             manifest = engine.write_shards(client, aggregation, output_url)
         context.instance.add_run_tags(context.run_id, {MANIFEST_TAG: f"{output_url}/_SUCCESS"})
         metadata = _materialization_metadata(context, manifest)
