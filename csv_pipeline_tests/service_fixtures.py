@@ -136,11 +136,14 @@ class DagsterService:
         with self.s3.open(uri, "r", encoding="utf-8", newline="") as stream:
             return list(csv.reader(stream))
 
-    def run_ids(self, file_key: str | None = None) -> list[str]:
-        """Ids of every run (of ``file_key`` if given), newest first, as GraphQL lists them."""
+    def runs(self, file_key: str | None = None) -> list[dict[str, Any]]:
+        """Every run (of ``file_key`` if given), newest first, as GraphQL lists them: id, status,
+        parent run id and tags."""
         tags = [{"key": FILE_TAG, "value": file_key}] if file_key else []
-        runs = graphql_data(self.url, _RUN_IDS, {"tags": tags})["runsOrError"]["results"]
-        return [run["runId"] for run in runs]
+        return graphql_data(self.url, _RUNS, {"tags": tags})["runsOrError"]["results"]
+
+    def run_ids(self, file_key: str | None = None) -> list[str]:
+        return [run["runId"] for run in self.runs(file_key)]
 
     def wait_for_sensor_tick(self) -> None:
         """Wait until a tick of the inbox sensor that started after this call has ended."""
@@ -169,11 +172,10 @@ class DagsterService:
     def runs_told(self, file_key: str) -> str:
         """Every run of ``file_key`` with what launched it, and the daemon's lines about the file:
         what a failed assertion on runs needs to say."""
-        runs = graphql_data(self.url, _RUN_ORIGINS, {"tags": [{"key": FILE_TAG, "value": file_key}]})["runsOrError"]
         lines = [
             f"{run['runId']} {run['status']} parent={run['parentRunId']} "
             + " ".join(f"{tag['key']}={tag['value']}" for tag in run["tags"] if tag["key"].startswith("dagster/"))
-            for run in runs["results"]
+            for run in self.runs(file_key)
         ]
         daemon_log = (self.logs / "daemon.log").read_text(errors="replace").splitlines()
         return "\n".join(lines + [line for line in daemon_log if file_key in line and "SensorDaemon" in line])
@@ -377,16 +379,11 @@ _READINESS = """
 }
 """
 _DAEMONS_NEEDED = {"SENSOR", "QUEUED_RUN_COORDINATOR", "MONITORING"}
-_RUN_IDS = """
-query RunIds($tags: [ExecutionTag!]) {
-  runsOrError(filter: {tags: $tags}) { ... on Runs { results { runId } } }
-}
-"""
 _PARENT_RUN = """
 query ParentRun($runId: ID!) { runOrError(runId: $runId) { ... on Run { parentRunId } } }
 """
-_RUN_ORIGINS = """
-query RunOrigins($tags: [ExecutionTag!]) {
+_RUNS = """
+query Runs($tags: [ExecutionTag!]) {
   runsOrError(filter: {tags: $tags}) { ... on Runs { results { runId status parentRunId tags { key value } } } }
 }
 """

@@ -2,11 +2,7 @@
 executor, the engine's Dask work on an in-process cluster given through the ``dask`` resource.
 This is how an asset of the code location is tested on its own."""
 
-import csv
-import shutil
-from collections import Counter
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from dagster import DagsterInstance, materialize
@@ -14,12 +10,11 @@ from distributed import LocalCluster
 
 from csv_pipeline.defs.assets.checks import verify_shards
 from csv_pipeline.defs.assets.play_totals import play_totals
-from csv_pipeline.defs.partitions import inbox_files
 from csv_pipeline.defs.resources.dask_client import DaskClient
 from csv_pipeline.defs.resources.play_files import PlayFiles
 from csv_pipeline_tests.shard_reading import totals_of
-
-FIXTURES = Path(__file__).parent / "fixtures"
+from csv_pipeline_tests.test_engine_properties import reference
+from csv_pipeline_tests.test_process_inbox_file_job import SEED_FIXTURES, put_in_inbox
 
 
 @pytest.fixture(scope="module")
@@ -28,27 +23,11 @@ def in_process_cluster() -> Iterator[LocalCluster]:
         yield cluster
 
 
-def summed(path: Path) -> Counter[tuple[str, str]]:
-    """The totals per (Song, Date) of a small valid file, summed here."""
-    totals: Counter[tuple[str, str]] = Counter()
-    with path.open(newline="") as file:
-        for song, date, plays in [row for row in csv.reader(file) if row][1:]:
-            totals[song, date] += int(plays)
-    return totals
-
-
-def in_inbox(instance: DagsterInstance, play_files: PlayFiles, fixture: str) -> str:
-    """``fixture`` copied into the inbox, its partition added: the file key."""
-    Path(play_files.inbox).mkdir(parents=True, exist_ok=True)
-    shutil.copy(FIXTURES / fixture, Path(play_files.inbox) / fixture)
-    instance.add_dynamic_partitions(inbox_files.name, [fixture])
-    return fixture
-
-
 def materialized(instance: DagsterInstance, play_files: PlayFiles, cluster: LocalCluster, fixture: str):
+    put_in_inbox(instance, play_files, fixture, fixture)
     return materialize(
         [play_totals, verify_shards],
-        partition_key=in_inbox(instance, play_files, fixture),
+        partition_key=fixture,
         instance=instance,
         resources={"play_files": play_files, "dask": DaskClient(scheduler_address=cluster.scheduler_address)},
         raise_on_error=False,
@@ -60,10 +39,11 @@ def test_play_totals_materializes_in_process_with_its_checks_passing(instance, p
 
     assert result.success
     manifest = result.output_for_node("play_totals", "result")
-    assert totals_of(manifest) == summed(FIXTURES / "initial_test.csv")
+    expected = reference((SEED_FIXTURES / "initial_test.csv").read_bytes())
+    assert totals_of(manifest) == expected
     (materialization,) = result.asset_materializations_for_node("play_totals")
     assert materialization.partition == "initial_test.csv"
-    assert materialization.metadata["rows_out"].value == len(summed(FIXTURES / "initial_test.csv"))
+    assert materialization.metadata["rows_out"].value == len(expected)
     checks = {evaluation.check_name: evaluation.passed for evaluation in result.get_asset_check_evaluations()}
     assert checks == {"every_input_row_accounted_for": True, "shards_sorted_and_within_size_limit": True}
 
@@ -81,9 +61,11 @@ def test_a_bad_file_fails_its_materialization_with_the_sentence(instance, play_f
 
 
 def test_outside_a_dask_worker_without_an_address_the_op_says_what_to_do(instance, play_files):
+    put_in_inbox(instance, play_files, "x.csv", "initial_test.csv")
+
     result = materialize(
         [play_totals],
-        partition_key=in_inbox(instance, play_files, "initial_test.csv"),
+        partition_key="x.csv",
         instance=instance,
         resources={"play_files": play_files, "dask": DaskClient()},
         raise_on_error=False,

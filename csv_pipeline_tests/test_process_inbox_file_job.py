@@ -38,12 +38,18 @@ MATERIALIZATION_METADATA = {
 }
 
 
-def run_job(instance: DagsterInstance, play_files: PlayFiles, file_key: str, seed_fixture: str) -> JobExecutionResult:
-    """Drop a seed file into the inbox under ``file_key`` and run its partition, as the sensor would."""
+def put_in_inbox(instance: DagsterInstance, play_files: PlayFiles, file_key: str, seed_fixture: str) -> Path:
+    """Drop a seed file into the inbox under ``file_key`` and add its partition, as the sensor would."""
     path = Path(play_files.inbox) / file_key
     path.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(SEED_FIXTURES / seed_fixture, path)
     instance.add_dynamic_partitions(inbox_files.name, [file_key])
+    return path
+
+
+def run_job(instance: DagsterInstance, play_files: PlayFiles, file_key: str, seed_fixture: str) -> JobExecutionResult:
+    """Drop a seed file into the inbox under ``file_key`` and run its partition, as the sensor would."""
+    path = put_in_inbox(instance, play_files, file_key, seed_fixture)
     return execute_job(
         PROCESS_INBOX_FILE,
         instance,

@@ -60,9 +60,9 @@ class ShardReading:
     song_totals: dict[str, int] = field(default_factory=dict)  # its top songs, and its first and last (partial) songs
 
 
-def read_shard(uri: str, storage_options: dict) -> ShardReading:
+def read_shard(uri: str) -> ShardReading:
     """Stream one shard and summarise it; memory is one record batch, whatever the shard's size."""
-    fs, path = storage.filesystem(uri, storage_options)
+    fs, path = storage.filesystem(uri)
     size = fs.size(path)
     convert = pacsv.ConvertOptions(column_types=dict(zip(OUTPUT_COLUMNS, (pa.string(), pa.string(), pa.int64()))))
     rows = plays = 0
@@ -126,7 +126,7 @@ def _exact_sum(values: pa.Array) -> int:
 
 def read_shards(client: Client, manifest: engine.Manifest) -> list[ShardReading]:
     """Every shard read back by its own Dask task on the run's cluster."""
-    return client.gather(client.map(read_shard, manifest.output_files, [{}] * len(manifest.shards)))
+    return client.gather(client.map(read_shard, manifest.output_files))
 
 
 def top_songs(readings: list[ShardReading]) -> list[tuple[str, int]]:
