@@ -180,8 +180,8 @@ class DagsterService:
         daemon_log = (self.logs / "daemon.log").read_text(errors="replace").splitlines()
         return "\n".join(lines + [line for line in daemon_log if file_key in line and "SensorDaemon" in line])
 
-    def kill_run_worker(self, run_id: str) -> None:
-        """SIGKILL the process executing ``run_id``, as an out-of-memory killer would."""
+    def run_worker_pid(self, run_id: str) -> int:
+        """The process executing ``run_id``, as its launch event names it."""
         events = graphql_data(self.url, _ENGINE_EVENTS, {"runId": run_id})["runOrError"]["eventConnection"]["events"]
         (pid,) = [
             int(entry["text"])
@@ -190,7 +190,21 @@ class DagsterService:
             for entry in event["metadataEntries"]
             if entry["label"] == "pid"
         ]
-        os.kill(pid, signal.SIGKILL)
+        return pid
+
+    def kill_run_worker(self, run_id: str) -> None:
+        """SIGKILL the process executing ``run_id``, as an out-of-memory killer would."""
+        os.kill(self.run_worker_pid(run_id), signal.SIGKILL)
+
+    @contextlib.contextmanager
+    def run_worker_paused(self, run_id: str) -> Iterator[None]:
+        """Hold ``run_id`` in flight (its worker stopped by SIGSTOP) however fast it would finish."""
+        pid = self.run_worker_pid(run_id)
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            os.kill(pid, signal.SIGCONT)
 
     def runs_in_database(self) -> list[tuple[str, str]]:
         """``(run_id, status)`` of every row of the runs table in the test database."""

@@ -120,7 +120,8 @@ def test_status_of_a_file_still_in_flight_is_not_finished(dagster_service, tmp_p
     dagster_service.s3.put_file(str(big), f"{dagster_service.inbox}/e2e/big.csv")
     in_flight = dagster_service.wait_for_run("e2e/big.csv", until=lambda run: run.status == "STARTED")
 
-    answer = dagster_service.cli("status", "e2e/big.csv")
+    with dagster_service.run_worker_paused(in_flight.run_id):
+        answer = dagster_service.cli("status", "e2e/big.csv")
 
     assert answer.returncode == 3, answer.stderr
     assert "not finished" in answer.stderr
