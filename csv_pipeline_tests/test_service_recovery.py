@@ -9,6 +9,7 @@ deploy/README.md; they are measured, not asserted.
 """
 
 import contextlib
+import json
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -19,7 +20,7 @@ import psutil
 import pytest
 
 from csv_pipeline.engine.demo import write_demo_file
-from csv_pipeline.defs.tags import RUN_WORKER_TAG
+from csv_pipeline.defs.tags import LAUNCHED_BY_TAG, RUN_WORKER_TAG
 from csv_pipeline_tests.service_fixtures import (
     DagsterService,
     fresh_database,
@@ -197,15 +198,20 @@ def test_a_daemon_killed_mid_burst_loses_no_file_and_runs_none_twice(service: Da
         service.put(key, plays_file(rows=50, seed=number)[0])
     wait_until(lambda: True if len(done(service, keys)) >= 2 else None, RUN_TIMEOUT_SECONDS, "the burst to start", service.logs)
     hung: dict[int, psutil.Process] = {}
+    all_stopped: list[float] = []
 
     def launch_hung() -> str | None:
-        """Stop every code server of the daemon, including the fresh one it starts each minute."""
+        """Stop every code server of the daemon, including the fresh one it starts each minute,
+        then wait for a launch that began after that: it can never reach a code server. (A run
+        STARTING for a while is no proof: its worker may have been spawned and be slow to start.)"""
         for code_server in service.daemon_code_servers():
             if code_server.pid not in hung:
                 with contextlib.suppress(psutil.NoSuchProcess):
                     code_server.send_signal(signal.SIGSTOP)
                     hung[code_server.pid] = code_server
-        return stuck_in_starting(service, 5)
+        if not all_stopped:
+            all_stopped.append(time.time())
+        return launched_after(service, all_stopped[0])
 
     orphan = wait_until(launch_hung, 180, "a launch to hang", service.logs)
 
@@ -223,7 +229,10 @@ def test_a_daemon_killed_mid_burst_loses_no_file_and_runs_none_twice(service: Da
     wait_until(lambda: True if len(done(service, keys)) == len(keys) else None, RUN_TIMEOUT_SECONDS, "the burst", service.logs)
     drained = time.monotonic() - restarted
 
-    assert service.graphql.run(orphan).status == "FAILURE"  # failed for its missing worker, then retried
+    failed = service.graphql.run(orphan)
+    assert failed.status == "FAILURE" and not worker_recorded(service, orphan)
+    # Failed by the recovery sensor for its dead launcher, not by the start timeout minutes later.
+    assert "is gone and the run worker did not start within" in failed.error, failed.error
     assert {key: len(successes(service, key)) for key in keys} == {key: 1 for key in keys}
     assert run_in_status(service, "QUEUED") is None
     print(f"\ndaemon SIGKILLed mid-burst of {BURST_FILES} files while launching a run: the run without a worker "
@@ -271,13 +280,14 @@ def run_in_status(service: DagsterService, status: str) -> str | None:
     return runs[0]["runId"] if runs else None
 
 
-def stuck_in_starting(service: DagsterService, seconds: float) -> str | None:
-    """A run still STARTING ``seconds`` after it was seen STARTING (a worker starts sooner)."""
-    run_id = run_in_status(service, "STARTING")
-    if run_id is None:
-        return None
-    time.sleep(seconds)
-    return run_id if service.graphql.run(run_id).status == "STARTING" else None
+def launched_after(service: DagsterService, since: float) -> str | None:
+    """A STARTING run whose launcher began launching it after ``since`` (a ``time.time()``)."""
+    runs = graphql_data(service.url, _RUNS_IN_STATUS, {"statuses": ["STARTING"]})["runsOrError"]["results"]
+    for run in runs:
+        launched_by = [json.loads(tag["value"]) for tag in run["tags"] if tag["key"] == LAUNCHED_BY_TAG]
+        if launched_by and launched_by[0]["run_id"] == run["runId"] and launched_by[0]["recorded"] > since:
+            return run["runId"]
+    return None
 
 
 def step_statuses(service: DagsterService, run_id: str) -> dict[str, str]:
@@ -328,7 +338,7 @@ query RunSteps($runId: ID!) {
 """
 _RUNS_IN_STATUS = """
 query RunsInStatus($statuses: [RunStatus!]) {
-  runsOrError(filter: {statuses: $statuses}) { ... on Runs { results { runId } } }
+  runsOrError(filter: {statuses: $statuses}) { ... on Runs { results { runId tags { key value } } } }
 }
 """
 _REEXECUTE = """
