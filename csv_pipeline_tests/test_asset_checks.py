@@ -60,8 +60,7 @@ def test_a_good_file_passes_both_checks_and_is_described_by_its_materialization(
     assert accounted["rows_in"] == 7
     assert accounted["rows_out (manifest)"] == accounted["rows_out (read back)"] == 5
     assert accounted["plays_in"] == accounted["plays_out (read back)"] == 2407
-    top = [(record.data["Song"], record.data["Plays"]) for record in accounted["top_songs"].records]
-    assert top == [("In The End", 2000), ("Umbrella", 400), ("Numb", 7)]
+    assert songs_of(accounted["top_songs (read back)"]) == [("In The End", 2000), ("Umbrella", 400), ("Numb", 7)]
     assert figures(checks[SORTED_AND_BOUNDED])["shards_out_of_order"] == 0
 
     (event,) = [e for e in result.get_asset_materialization_events() if e.asset_key == AssetKey("play_totals")]
@@ -73,6 +72,7 @@ def test_a_good_file_passes_both_checks_and_is_described_by_its_materialization(
     assert (metadata["first_date"].value, metadata["last_date"].value) == ("2019-12-31", "2020-01-02")
     assert metadata["plays_in"].value == 2407
     assert metadata["dagster/row_count"].value == 5
+    assert songs_of(metadata["top_songs"]) == [("In The End", 2000), ("Umbrella", 400), ("Numb", 7)]
 
 
 def test_checks_pass_on_many_buckets_and_a_song_cut_across_shards(instance, play_files):
@@ -94,8 +94,8 @@ def test_checks_pass_on_many_buckets_and_a_song_cut_across_shards(instance, play
     checks = check_results(result)
     assert all(check.passed for check in checks.values()), {k: c.description for k, c in checks.items()}
     totals = sorted(((sum(days.values()), song) for song, days in plays.items()), key=lambda t: (-t[0], t[1]))
-    top = [(record.data["Song"], record.data["Plays"]) for record in figures(checks[ACCOUNTED_FOR])["top_songs"].records]
-    assert top == [(song, total) for total, song in totals[:10]]
+    top = songs_of(figures(checks[ACCOUNTED_FOR])["top_songs (read back)"])
+    assert top == songs_of(metadata["top_songs"]) == [(song, total) for total, song in totals[:10]]
     assert top[0] == ("Long Song", sum(plays["Long Song"].values()))
 
 
@@ -122,6 +122,30 @@ def test_a_shard_changed_after_the_run_fails_both_checks_with_their_figures(inst
     assert "part-00000.csv: line 3 is out of order" in checks[SORTED_AND_BOUNDED].description
 
 
+def test_shards_whose_most_played_songs_differ_from_the_materializations_fail_the_check(instance, play_files):
+    """Plays moved from one song to another keep every count right; only the top songs tell."""
+    result = run_file(instance, play_files, "demo.csv", GOOD)
+    (output,) = instance.get_run_by_id(result.run_id).tags["csv_pipeline/manifest"].rsplit("/", 1)[:1]
+    shard_path = Path(output, "part-00000.csv")
+    text = shard_path.read_text()
+    assert "In The End,2020-01-01,1500\n" in text and "Numb,2019-12-31,7\n" in text
+    shard_path.write_text(text.replace("In The End,2020-01-01,1500", "In The End,2020-01-01,1000").replace(
+        "Numb,2019-12-31,7", "Numb,2019-12-31,507"
+    ))
+
+    rerun = run_file(instance, play_files, "demo.csv", GOOD, asset_check_selection={
+        AssetCheckKey(PLAY_TOTALS, ACCOUNTED_FOR), AssetCheckKey(PLAY_TOTALS, SORTED_AND_BOUNDED)
+    }, asset_selection=set())
+
+    checks = check_results(rerun)
+    assert checks[SORTED_AND_BOUNDED].passed
+    accounted = checks[ACCOUNTED_FOR]
+    assert not accounted.passed
+    assert figures(accounted)["plays_in"] == figures(accounted)["plays_out (read back)"] == 2407
+    assert accounted.description == "the most played songs read back are not the ones the materialization shows"
+    assert songs_of(figures(accounted)["top_songs (read back)"]) == [("In The End", 1500), ("Numb", 507), ("Umbrella", 400)]
+
+
 def test_a_bad_file_puts_its_reason_on_its_partition(instance, play_files):
     result = run_file(instance, play_files, "bad.csv", BAD)
 
@@ -134,3 +158,8 @@ def test_a_bad_file_puts_its_reason_on_its_partition(instance, play_files):
     assert observed.description == sentence
     assert observed.metadata["error"].value == sentence
     assert observed.metadata["line"].value == 4
+
+
+def songs_of(table) -> list[tuple[str, int]]:
+    """The (Song, Plays) rows of a top songs table."""
+    return [(record.data["Song"], record.data["Plays"]) for record in table.records]

@@ -158,7 +158,16 @@ def engine_outcome(client, data: bytes, block_bytes: int, workdir: Path):
             (song, date, total), pos, _ = read_record(body, pos)
             totals[song.decode(), date.decode()] = int(total)
     assert manifest.rows_out == len(totals)
+    assert manifest.top_songs == most_played(totals)
     return totals, shards
+
+
+def most_played(totals: dict[tuple[str, str], int]) -> tuple[tuple[str, int], ...]:
+    """The ten most played songs over all dates, ties by name; a song's sum is capped at 2**63 - 1."""
+    by_song: dict[str, int] = {}
+    for (song, _), total in totals.items():
+        by_song[song] = min(by_song.get(song, 0) + total, 2**63 - 1)
+    return tuple(sorted(by_song.items(), key=lambda item: (-item[1], item[0]))[:10])
 
 
 def check(client, data: bytes) -> None:

@@ -120,6 +120,7 @@ def test_support_staff_see_each_files_story(processed, webserver, browser, scree
     expect(details.get_by_text(good.output_files[0]).first).to_be_visible()
     expect(details.get_by_text("Total Number of Plays for Date")).to_be_visible()
     expect(details.get_by_text("1500", exact=True)).to_be_visible()
+    expect(details.get_by_text("top_songs", exact=True)).to_be_visible()
     page.screenshot(path=screenshots / "good-partition.png", full_page=True)
 
     # The bad file's partition: failed; its run's step log and the partition's event say why.
@@ -162,6 +163,9 @@ def test_support_staff_see_each_files_story(processed, webserver, browser, scree
     assert values["seconds"]["floatValue"] > 0
     assert values["first_date"]["text"] == "2020-01-01"
     assert len(values["preview"]["table"]["records"]) == 4
+    assert [json.loads(record) for record in values["top_songs"]["table"]["records"]] == [
+        {"Song": "In The End", "Plays": 2000}, {"Song": "Umbrella", "Plays": 400}
+    ]
     checks = story["assetCheckExecutions"]
     assert [(check["partition"], check["status"]) for check in checks] == [
         ("plays.csv", "EXECUTION_FAILED"), ("demo.csv", "SUCCEEDED")

@@ -950,7 +950,9 @@ struct BucketTotals {
         }
     }
 
-    void render(char* body, int64_t* line_offsets, int64_t* song_starts) {
+    // ``song_totals``: each song's plays over all its dates, capped at the largest int64 (a
+    // summary figure; the (song, date) totals written to ``body`` are exact or an error).
+    void render(char* body, int64_t* line_offsets, int64_t* song_starts, int64_t* song_totals) {
         const size_t n = entries.size();
         const uint64_t day_mask = (uint64_t{1} << day_bits) - 1;
         const std::vector<char> dates = date_texts(first_day, static_cast<size_t>(day_span));
@@ -969,8 +971,12 @@ struct BucketTotals {
             }
             if (key >> day_bits != song) {
                 song = key >> day_bits;
+                song_totals[song_count] = 0;
                 song_starts[song_count++] = static_cast<int64_t>(lines);
             }
+            int64_t& song_total = song_totals[song_count - 1];
+            if (__builtin_add_overflow(song_total, static_cast<int64_t>(total), &song_total))
+                song_total = static_cast<int64_t>(kMaxInt64);
             line_offsets[lines++] = p - body;
             p = write_song(p, songs.songs[songs.by_rank[key >> day_bits]], strings.data);
             *p++ = ',';
@@ -1002,15 +1008,17 @@ PyObject* sum_sort_render(PyObject*, PyObject* args) {
     PyObject* body = new_bytes(2 * song_bytes + strings.count * line_rest + 32);
     PyObject* line_offsets = new_bytes((strings.count + 1) * 8);
     PyObject* song_starts = new_bytes(static_cast<Py_ssize_t>(totals.songs.songs.size()) * 8);
-    if (!body || !line_offsets || !song_starts) {
-        Py_XDECREF(body), Py_XDECREF(line_offsets), Py_XDECREF(song_starts);
+    PyObject* song_totals = new_bytes(static_cast<Py_ssize_t>(totals.songs.songs.size()) * 8);
+    if (!body || !line_offsets || !song_starts || !song_totals) {
+        Py_XDECREF(body), Py_XDECREF(line_offsets), Py_XDECREF(song_starts), Py_XDECREF(song_totals);
         return nullptr;
     }
     Py_BEGIN_ALLOW_THREADS
-    totals.render(PyBytes_AS_STRING(body), bytes_data<int64_t>(line_offsets), bytes_data<int64_t>(song_starts));
+    totals.render(PyBytes_AS_STRING(body), bytes_data<int64_t>(line_offsets), bytes_data<int64_t>(song_starts),
+                  bytes_data<int64_t>(song_totals));
     Py_END_ALLOW_THREADS
     if (totals.overflow) {
-        Py_DECREF(body), Py_DECREF(line_offsets), Py_DECREF(song_starts);
+        Py_DECREF(body), Py_DECREF(line_offsets), Py_DECREF(song_starts), Py_DECREF(song_totals);
         size_t length;
         const uint8_t* song = totals.song_bytes(totals.overflowing_key, length);
         PyErr_SetObject(PyExc_OverflowError, Py_BuildValue("(y#i)", song, static_cast<Py_ssize_t>(length),
@@ -1019,10 +1027,10 @@ PyObject* sum_sort_render(PyObject*, PyObject* args) {
     }
     if (_PyBytes_Resize(&body, static_cast<Py_ssize_t>(totals.body_length)) ||
         _PyBytes_Resize(&line_offsets, static_cast<Py_ssize_t>(totals.lines + 1) * 8)) {
-        Py_XDECREF(body), Py_XDECREF(line_offsets), Py_DECREF(song_starts);
+        Py_XDECREF(body), Py_XDECREF(line_offsets), Py_DECREF(song_starts), Py_DECREF(song_totals);
         return nullptr;
     }
-    return Py_BuildValue("NNN", body, line_offsets, song_starts);
+    return Py_BuildValue("NNNN", body, line_offsets, song_starts, song_totals);
 }
 
 // The rows of a block summed per (song, day), with each row's song hash; None when a total

@@ -15,6 +15,7 @@ file size; the scratch directory holds the data in between.
 import json
 import math
 import posixpath
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -33,7 +34,7 @@ from csv_pipeline.engine.parse import SCHEMA, parse_block, parse_rows
 from csv_pipeline.engine.reachability import check_workers_reach
 from csv_pipeline.engine.rules import MAX_INT64, OUTPUT_COLUMNS
 from csv_pipeline.engine.shuffle import combine, song_hashes, split_by_bucket, worth_combining
-from csv_pipeline.engine.totals import TotalOverflow, sum_sort_render
+from csv_pipeline.engine.totals import RenderedBucket, TotalOverflow, sum_sort_render
 
 # 32 MiB keeps a task's large arrays at or under glibc's largest heap block (32 MiB), so
 # their memory is reused from task to task instead of mapped afresh (measured on 1 GB:
@@ -42,6 +43,7 @@ BLOCK_BYTES = 32 << 20
 BUCKET_BYTES = 32 << 20
 DEFAULT_MAX_SHARD_BYTES = 500_000_000
 PREVIEW_ROWS = 10
+TOP_SONGS = 10
 HEADER = (",".join(OUTPUT_COLUMNS) + "\n").encode()
 SUCCESS = "_SUCCESS"
 
@@ -80,6 +82,7 @@ class BucketResult:
     rows: int
     pieces: tuple[Piece, ...]
     preview: tuple[tuple[str, str, int], ...]
+    top_songs: tuple[tuple[str, int], ...] = ()  # the bucket's most played songs, all dates summed
 
 
 @dataclass(frozen=True)
@@ -112,6 +115,7 @@ class Manifest:
     preview: tuple[tuple[str, str, int], ...]
     plays_in: int = 0
     date_range: tuple[str, str] | None = None
+    top_songs: tuple[tuple[str, int], ...] = ()  # (song, plays over all dates), most played first
 
     @property
     def output_files(self) -> list[str]:
@@ -304,7 +308,25 @@ def _reduce_bucket(
     _, preview_rows, _, _ = parse_rows(preview_lines, "preview")  # the rendered lines are valid input rows
     preview = tuple((song, str(day), plays) for song, day, plays in zip(*(column.to_pylist() for column in preview_rows.columns)))
     pieces = _cut_pieces(rendered.line_offsets + len(HEADER), rendered.song_starts, max_shard_bytes)
-    return BucketResult(bucket, url, rendered.rows, pieces, preview)
+    return BucketResult(bucket, url, rendered.rows, pieces, preview, _top_songs(rendered))
+
+
+def _top_songs(rendered: RenderedBucket) -> tuple[tuple[str, int], ...]:
+    """The bucket's ``TOP_SONGS`` most played songs. A song lives in one bucket only, so the
+    file's top songs are the top of all buckets' tops."""
+    count = min(TOP_SONGS, len(rendered.song_totals))
+    if not count:
+        return ()
+    top = np.argpartition(-rendered.song_totals, count - 1)[:count]
+    offsets = rendered.line_offsets
+    lines = b"".join(rendered.body[offsets[start] : offsets[start + 1]] for start in rendered.song_starts[top])
+    _, rows, _, _ = parse_rows(lines, "top songs")  # each song's first line, a valid input row
+    return _most_played(zip(rows.column(0).to_pylist(), rendered.song_totals[top].tolist()))
+
+
+def _most_played(songs: Iterable[tuple[str, int]]) -> tuple[tuple[str, int], ...]:
+    """The ``TOP_SONGS`` most played, ties by song name so the result does not depend on buckets."""
+    return tuple(sorted(songs, key=lambda song: (-song[1], song[0]))[:TOP_SONGS])
 
 
 def _cut_pieces(offsets: np.ndarray, song_starts: np.ndarray, max_shard_bytes: int) -> tuple[Piece, ...]:
@@ -385,6 +407,7 @@ def write_shards(client: Client, aggregation: Aggregation, output_url: str) -> M
         preview=first_nonempty,
         plays_in=aggregation.plays_in,
         date_range=aggregation.date_range,
+        top_songs=_most_played(song for bucket in aggregation.buckets for song in bucket.top_songs),
     )
     storage.write_bytes(storage.join(output_url, SUCCESS), [json.dumps(manifest.to_dict(), indent=2).encode()], options)
     return manifest

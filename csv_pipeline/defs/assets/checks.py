@@ -23,18 +23,15 @@ from dagster import (
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetIn,
-    MetadataValue,
     PreviewWarning,
-    TableColumn,
-    TableRecord,
-    TableSchema,
     multi_asset_check,
 )
 from distributed import Client
 
 from csv_pipeline import engine
 from csv_pipeline.engine import storage
-from csv_pipeline.engine.rules import OUTPUT_COLUMNS
+from csv_pipeline.engine.rules import MAX_INT64, OUTPUT_COLUMNS
+from csv_pipeline.defs.assets.top_songs import top_songs_table
 from csv_pipeline.defs.partitions import inbox_files
 from csv_pipeline.defs.resources.dask_client import DaskClient
 from csv_pipeline.defs.resources.play_files import PlayFiles
@@ -129,38 +126,42 @@ def read_shards(client: Client, manifest: engine.Manifest) -> list[ShardReading]
     return client.gather(client.map(read_shard, manifest.output_files))
 
 
-def top_songs(readings: list[ShardReading]) -> list[tuple[str, int]]:
-    """The songs with the most plays over all dates; a song cut across shards is summed back."""
+def top_songs(readings: list[ShardReading]) -> tuple[tuple[str, int], ...]:
+    """The songs with the most plays over all dates; a song cut across shards is summed back.
+    Ranked and capped as the engine ranks them, so the two can be compared."""
     totals: Counter[str] = Counter()
     for reading in readings:
         totals.update(reading.song_totals)
-    return sorted(totals.items(), key=lambda item: (-item[1], item[0]))[:TOP_SONGS]
+    ranked = sorted(((song, min(plays, MAX_INT64)) for song, plays in totals.items()), key=lambda item: (-item[1], item[0]))
+    return tuple(ranked[:TOP_SONGS])
 
 
 def accounted_for(manifest: engine.Manifest, readings: list[ShardReading]) -> AssetCheckResult:
-    """Plays in equal plays out, and the shards hold as many rows as the manifest says; with the
-    file's most played songs, which the read-back yields for free."""
+    """Plays in equal plays out, the shards hold as many rows as the manifest says, and their
+    most played songs, which the read-back yields for free, are the ones the materialization shows."""
     rows_read = sum(reading.rows for reading in readings)
     plays_out = sum(reading.plays for reading in readings)
-    passed = plays_out == manifest.plays_in and rows_read == manifest.rows_out and rows_read <= manifest.rows_in
-    return AssetCheckResult(
-        check_name=ACCOUNTED_FOR,
-        passed=passed,
-        severity=AssetCheckSeverity.ERROR,
-        description=None if passed else (
+    top_read = top_songs(readings)
+    problems = []
+    if plays_out != manifest.plays_in or rows_read != manifest.rows_out or rows_read > manifest.rows_in:
+        problems.append(
             f"{manifest.plays_in} plays in {manifest.rows_in} input rows, {plays_out} plays in "
             f"{rows_read} rows of the shards (the manifest says {manifest.rows_out} rows)"
-        ),
+        )
+    if top_read != tuple(manifest.top_songs):
+        problems.append("the most played songs read back are not the ones the materialization shows")
+    return AssetCheckResult(
+        check_name=ACCOUNTED_FOR,
+        passed=not problems,
+        severity=AssetCheckSeverity.ERROR,
+        description="; ".join(problems) or None,
         metadata={
             "rows_in": manifest.rows_in,
             "rows_out (manifest)": manifest.rows_out,
             "rows_out (read back)": rows_read,
             "plays_in": manifest.plays_in,
             "plays_out (read back)": plays_out,
-            "top_songs": MetadataValue.table(
-                [TableRecord({"Song": song, "Plays": plays}) for song, plays in top_songs(readings)],
-                schema=TableSchema([TableColumn("Song", "string"), TableColumn("Plays", "int")]),
-            ),
+            "top_songs (read back)": top_songs_table(top_read),
         },
     )
 

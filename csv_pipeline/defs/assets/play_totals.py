@@ -38,6 +38,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from csv_pipeline import engine
 from csv_pipeline.engine.storage import remove_tree
+from csv_pipeline.defs.assets.top_songs import top_songs_table
 from csv_pipeline.defs.partitions import inbox_files
 from csv_pipeline.defs.resources.dask_client import DaskClient
 from csv_pipeline.defs.resources.play_files import PlayFiles
@@ -266,6 +267,7 @@ def _materialization_metadata(context: OpExecutionContext, manifest: engine.Mani
         "plays_in": manifest.plays_in,
         "first_date": first_date,
         "last_date": last_date,
+        "top_songs": top_songs_table(manifest.top_songs),
         "preview": MetadataValue.table(
             [
                 TableRecord(
