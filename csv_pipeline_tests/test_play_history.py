@@ -138,17 +138,19 @@ def process_command(tmp_path: Path, env: dict[str, str]) -> Callable[[str, bytes
     return start
 
 
+def s3_bucket(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh bucket on the session's moto S3 server, and the environment that reaches it."""
+    endpoint = request.getfixturevalue("s3_endpoint")
+    for name, value in {**FAKE_AWS, "AWS_ENDPOINT_URL": endpoint}.items():
+        monkeypatch.setenv(name, value)  # for the commands and the runs, and for polars and deltalake here
+    bucket = f"history-{os.getpid()}-{request.node.name.rsplit('[', 1)[-1].rstrip(']').replace(' ', '-').lower()}"
+    _make_bucket(endpoint, bucket)
+    return bucket
+
+
 @pytest.mark.parametrize("on_s3", [False, True], ids=["local history", "S3 history"])
 def test_history_through_the_process_command(tmp_path, on_s3, request, monkeypatch):
-    if on_s3:
-        endpoint = request.getfixturevalue("s3_endpoint")
-        for name, value in {**FAKE_AWS, "AWS_ENDPOINT_URL": endpoint}.items():
-            monkeypatch.setenv(name, value)  # for the commands, and for polars and deltalake here
-        bucket = f"history-{os.getpid()}"
-        _make_bucket(endpoint, bucket)
-        table_url = f"s3://{bucket}/plays/_history"
-    else:
-        table_url = str(tmp_path / "history")
+    table_url = f"s3://{s3_bucket(request, monkeypatch)}/plays/_history" if on_s3 else str(tmp_path / "history")
     env = {**os.environ, "CSV_PIPELINE_HISTORY": table_url}
     start = process_command(tmp_path, env)
 
@@ -156,8 +158,13 @@ def test_history_through_the_process_command(tmp_path, on_s3, request, monkeypat
     check_concurrent_files(start, env, tmp_path, table_url)
 
 
-def test_history_through_the_job_follows_the_outbox_by_default(tmp_path, instance: DagsterInstance, play_files: PlayFiles):
+@pytest.mark.parametrize("on_s3", [False, True], ids=["local outbox", "S3 outbox"])
+def test_history_through_the_job_follows_the_outbox_by_default(
+    tmp_path, instance: DagsterInstance, play_files: PlayFiles, on_s3, request, monkeypatch
+):
     """``process_inbox_file`` materializes ``play_history`` in the same run, in ``<outbox>/_history``."""
+    if on_s3:
+        play_files = play_files.model_copy(update={"outbox": f"s3://{s3_bucket(request, monkeypatch)}/outbox"})
     table_url = f"{play_files.outbox}/_history"
     env = {**os.environ, "CSV_PIPELINE_OUTBOX": play_files.outbox}
     env.pop("CSV_PIPELINE_HISTORY", None)
