@@ -130,7 +130,7 @@ def test_postgres_away_for_half_a_minute_during_a_run(outage):
 
     The daemon's run retry then starts it again, unless its code server could not load the code
     location during the outage: Dagster then gives up the retry for good (``dagster/will_retry``
-    false), and the file is run again the way a user would, by putting it into the inbox anew.
+    false), and the file is run again the way a user would, by putting the same file into the inbox again.
     """
     postgres, service = outage
     file_key = "away/plays.csv"
@@ -147,7 +147,7 @@ def test_postgres_away_for_half_a_minute_during_a_run(outage):
     assert runs[0][0] == "FAILURE"  # its events could not be written: failed, not hanging
     if runs[-1] == ("FAILURE", "false"):
         assert not (service.outbox / "away").exists()  # it failed cleanly: no shard, no directory
-        put(service, file_key, plays_csv(42, rows=20000) + "Song 1,2020-02-01,1\n")
+        put(service, file_key, plays_csv(42, rows=20000))  # the same bytes: a failed content runs again
         runs = wait_until_settled(postgres, file_key, runs_before=len(runs))
         print(f"  put again: settled {time.monotonic() - stopped:.1f} s after the stop; runs: {runs}")
 
