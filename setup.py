@@ -6,7 +6,9 @@ kernels = Extension(
     "csv_pipeline.engine._kernels",
     sources=["csv_pipeline/engine/_kernels.cpp"],
     language="c++",
-    extra_compile_args=["-std=c++17", "-O3"],
+    # Warnings on; CI adds -Werror (through CFLAGS) so none lands, without failing a user's
+    # install on a newer compiler's new warnings.
+    extra_compile_args=["-std=c++17", "-O3", "-Wall", "-Wextra"],
 )
 
 setup(

@@ -841,6 +841,8 @@ char* write_decimal(char* p, uint64_t v) {
 // One bucket: ``sort`` orders its rows by (song, day) and bounds the output size;
 // ``render`` sums equal neighbours and writes each line in the same pass.
 struct BucketTotals {
+    explicit BucketTotals(const Strings& rows_strings) : strings(rows_strings) {}
+
     const Strings& strings;
     SongDictionary songs;
     std::vector<Entry>& entries = workspace().entries;
@@ -1082,11 +1084,14 @@ PyMethodDef methods[] = {
     {"combine", combine, METH_VARARGS,
      "combine((offsets, data, days, plays)) -> (rows, offsets, songs, days, totals, hashes) or None on a 64-bit overflow."},
     {"sum_sort_render", sum_sort_render, METH_VARARGS,
-     "sum_sort_render((offsets, data, days, plays)) -> (csv body, line offsets, first line of each song)."},
+     "sum_sort_render((offsets, data, days, plays)) -> (csv body, line offsets, first line of each song, "
+     "plays of each song)."},
     {nullptr, nullptr, 0, nullptr},
 };
 
-PyModuleDef module = {PyModuleDef_HEAD_INIT, "_kernels", "The engine's compiled inner loops.", -1, methods};
+PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_kernels", "The engine's compiled inner loops.", -1, methods, nullptr, nullptr, nullptr, nullptr,
+};
 
 }  // namespace
 
