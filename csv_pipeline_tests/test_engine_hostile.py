@@ -11,8 +11,11 @@ import time
 from pathlib import Path
 
 import pytest
+from fsspec.implementations.local import LocalFileSystem
 
 from csv_pipeline.engine import InputChangedError, aggregate, inspect_file
+from csv_pipeline.engine.blocks import nominal_offsets, read_block
+from csv_pipeline.engine.storage import file_version
 from csv_pipeline_tests.engine_fixtures import error_of, write
 from csv_pipeline_tests.shard_reading import totals_of
 
@@ -125,9 +128,32 @@ def test_an_overflow_in_quoted_rows_across_merged_blocks_names_its_line(run_engi
 
 def test_a_200_kb_row_with_tiny_blocks_is_read_once(run_engine, tmp_path):
     song = "y" * 200_000
-    path = write(tmp_path, f"A,2020-01-01,1\n{song},2020-01-01,2\nA,2020-01-01,3\n".encode())
+    data = f"A,2020-01-01,1\n{song},2020-01-01,2\nA,2020-01-01,3\n".encode()
+    path = write(tmp_path, data)
     manifest = run_engine(path, block_bytes=1024)
     assert totals_of_big(manifest) == {("A", "2020-01-01"): 4, (song, "2020-01-01"): 2}
+
+    # What the ~200 blocks read, all told: a few times the file, not a rescan of the long row
+    # by every block inside it (about 200 x 100 KB = 20 MB).
+    fs = ByteCountingFileSystem(skip_instance_cache=True)
+    version = file_version(fs, str(path))
+    blocks = [
+        read_block(fs, str(path), start, start + 1024, 0, len(data), file_name=path.name, version=version)
+        for start in nominal_offsets(0, len(data), 1024)
+    ]
+    assert b"".join(bytes(rows) for _, rows in blocks) == data
+    assert fs.bytes_read < 4 * len(data), fs.bytes_read  # 3x here: blocks read up to twice themselves, the first block the whole row
+
+
+class ByteCountingFileSystem(LocalFileSystem):
+    """The local filesystem, counting the bytes that ranged reads return."""
+
+    bytes_read = 0
+
+    def cat_file(self, path, start=None, end=None, **kwargs):
+        data = super().cat_file(path, start=start, end=end, **kwargs)
+        self.bytes_read += len(data)
+        return data
 
 
 def test_a_file_that_changed_after_planning_is_not_read(dask_client, tmp_path):
