@@ -11,7 +11,15 @@ import os
 import sys
 from collections.abc import Sequence
 
-from csv_pipeline.cli import demo_file, exit_codes, history, process, result, status, submit
+from csv_pipeline.cli import (
+    demo_file,
+    exit_codes,
+    history,
+    process,
+    result,
+    status,
+    submit,
+)
 
 COMMANDS = (process, submit, status, result, demo_file, history)
 

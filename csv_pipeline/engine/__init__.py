@@ -32,7 +32,7 @@ _MODULE_OF = {
     "write_shards": "pipeline",
 }
 
-__all__ = sorted(_MODULE_OF)
+__all__ = list(_MODULE_OF)
 
 
 def __getattr__(name: str) -> Any:
