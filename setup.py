@@ -60,5 +60,5 @@ setup(
             "psutil==7.2.2",
         ],
     },
-    entry_points={"console_scripts": ["csv-pipeline=csv_pipeline.cli:run"]},
+    entry_points={"console_scripts": ["csv-pipeline=csv_pipeline.cli.main:run"]},
 )

@@ -8,9 +8,9 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from csv_pipeline.engine.pipeline import BLOCK_BYTES as DEFAULT_BLOCK_BYTES  # input read per map task
-from csv_pipeline.engine.pipeline import BUCKET_BYTES as DEFAULT_BUCKET_BYTES  # input per reduce task
-from csv_pipeline.engine.pipeline import DEFAULT_MAX_SHARD_BYTES
+from csv_pipeline.engine.sizes import BLOCK_BYTES as DEFAULT_BLOCK_BYTES
+from csv_pipeline.engine.sizes import BUCKET_BYTES as DEFAULT_BUCKET_BYTES
+from csv_pipeline.engine.sizes import DEFAULT_MAX_SHARD_BYTES
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ import pytest
 import requests
 import s3fs
 
-from csv_pipeline.graphql_client import DagsterGraphQL, RunResult
+from csv_pipeline.cli.graphql_client import DagsterGraphQL, RunResult
 from csv_pipeline.defs.tags import FILE_TAG
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

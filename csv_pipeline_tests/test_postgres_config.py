@@ -16,7 +16,7 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from csv_pipeline.graphql_client import DagsterGraphQL
+from csv_pipeline.cli.graphql_client import DagsterGraphQL
 from csv_pipeline_tests.private_services import local_service
 from csv_pipeline_tests.service_fixtures import PRODUCTION_INSTANCE_YAML, fresh_database, wait_until
 

@@ -3,7 +3,7 @@
 import csv
 import io
 
-from csv_pipeline.service_commands import write_merged_csv
+from csv_pipeline.engine.merge import write_merged_csv
 
 HEADER = "Song,Date,Total Number of Plays for Date\n"
 

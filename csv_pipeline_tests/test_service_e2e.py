@@ -9,19 +9,23 @@ import csv
 import io
 import json
 import random
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
+from csv_pipeline.cli.graphql_client import NOT_FINISHED
 from csv_pipeline.engine.demo import write_demo_file
-from csv_pipeline.graphql_client import NOT_FINISHED
 
 pytest_plugins = ["csv_pipeline_tests.service_fixtures"]
 
 SEED_FIXTURES = Path(__file__).resolve().parent / "fixtures"
 RESULT_KEYS = {"status", "run_id", "file", "output_files", "rows_in", "rows_out", "error"}
 OUTPUT_HEADER = ["Song", "Date", "Total Number of Plays for Date"]
+CSV_PIPELINE = Path(sys.executable).parent / "csv-pipeline"
+PIPE_BYTES = 1 << 16  # what a Linux pipe holds before its writer waits
 SONGS = ["Umbrella", "In The End", "Hello, Goodbye", 'Say "Hi"', "Café del Mar", "Ünïcödé ♫", "Zebra", "apple"]
 
 
@@ -80,6 +84,25 @@ def test_result_merges_the_shards_into_one_sorted_csv(dagster_service, good_file
         header, *rows = list(csv.reader(result))
     assert header == OUTPUT_HEADER
     assert rows == [[song, date, str(totals[song, date])] for song, date in sorted(totals)]
+
+
+def test_result_into_a_reader_that_stops_after_one_line_ends_quietly_with_0(dagster_service, good_file):
+    file_key, totals, _ = good_file
+    # More than two pipes' worth, so the command is still writing when `head` goes away.
+    assert sum(len(f"{song},{date},{plays}\n".encode()) for (song, date), plays in totals.items()) > 2 * PIPE_BYTES
+
+    result = subprocess.Popen(
+        [str(CSV_PIPELINE), "result", file_key], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dagster_service.env
+    )
+    head = subprocess.Popen(["head", "-1"], stdin=result.stdout, stdout=subprocess.PIPE)
+    result.stdout.close()  # `head` holds the pipe's only reader: when it exits, the pipe is closed
+    first_line, _ = head.communicate(timeout=600)
+    said = result.stderr.read()
+    exit_code = result.wait(timeout=600)
+    result.stderr.close()
+
+    assert first_line == b"Song,Date,Total Number of Plays for Date\n"
+    assert (exit_code, said) == (0, b"")
 
 
 def test_bad_file_fails_with_the_spec_message_and_leaves_no_shard(dagster_service):

@@ -21,7 +21,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from csv_pipeline.defs.assets.checks import ACCOUNTED_FOR
-from csv_pipeline.process_command import run_file
+from csv_pipeline.cli.process import run_file
 from csv_pipeline_tests.service_fixtures import free_port, start_process, stop_process, wait_until
 
 CHROMIUM = "/usr/bin/chromium"

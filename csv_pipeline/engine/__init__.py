@@ -10,30 +10,32 @@ testable on its own. The Dagster layer calls the three steps below, one per op:
                                        write them and the ``_SUCCESS`` manifest last)
 
 ``process_file`` runs all three, for scripts and tests. ``history`` keeps every file's totals
-in one Delta Lake table.
+in one Delta Lake table; ``merge`` streams a run's sorted shards as one CSV.
+
+The names below are loaded on first use, so that importing one small module of the engine
+(``sizes``, ``merge``, ``demo``) does not load Dask and Arrow with ``pipeline``.
 """
 
-from csv_pipeline.engine.errors import InputChangedError, InvalidFileError
-from csv_pipeline.engine.pipeline import (
-    Aggregation,
-    FilePlan,
-    Manifest,
-    Shard,
-    aggregate,
-    inspect_file,
-    process_file,
-    write_shards,
-)
+import importlib
+from typing import Any
 
-__all__ = [
-    "Aggregation",
-    "FilePlan",
-    "InputChangedError",
-    "InvalidFileError",
-    "Manifest",
-    "Shard",
-    "aggregate",
-    "inspect_file",
-    "process_file",
-    "write_shards",
-]
+_MODULE_OF = {
+    "InputChangedError": "errors",
+    "InvalidFileError": "errors",
+    "Aggregation": "pipeline",
+    "FilePlan": "pipeline",
+    "Manifest": "pipeline",
+    "Shard": "pipeline",
+    "aggregate": "pipeline",
+    "inspect_file": "pipeline",
+    "process_file": "pipeline",
+    "write_shards": "pipeline",
+}
+
+__all__ = list(_MODULE_OF)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _MODULE_OF:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_MODULE_OF[name]}"), name)

@@ -1,12 +1,12 @@
-"""``csv-pipeline demo-file``: the replaced system's demo-data command."""
+"""``csv-pipeline demo-file``: the replaced system's demo-data command. Exit 0, or 2 on a bad argument."""
 
 import argparse
 import sys
 
-from csv_pipeline.engine.demo import parse_size, write_demo_file
+from csv_pipeline.cli import exit_codes
 
 
-def add_demo_file_command(subparsers: argparse._SubParsersAction) -> None:
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "demo-file",
         help="write a realistic random play-count CSV",
@@ -25,17 +25,21 @@ def add_demo_file_command(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _demo_file(args: argparse.Namespace) -> int:
+    from csv_pipeline.engine.demo import write_demo_file
+
     try:
         write_demo_file(
             args.file_name, args.total_size, songs=args.songs, days=args.days, seed=args.seed, progress=not args.no_progress
         )
     except ValueError as error:
         print(f"csv-pipeline demo-file: {error}", file=sys.stderr)
-        return 2
-    return 0
+        return exit_codes.USAGE
+    return exit_codes.SUCCESS
 
 
 def _size(text: str) -> int:
+    from csv_pipeline.engine.demo import parse_size
+
     try:
         return parse_size(text)
     except ValueError as error:

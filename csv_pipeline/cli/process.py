@@ -4,35 +4,32 @@ The same job as the sensor launches, on the same Dask executor, recorded in the 
 instance (``DAGSTER_HOME``), so the run shows in the UI too. The file's folder plays the inbox
 and the output folder the outbox; the partition key is the file name. Exit status:
 0 ok, 1 bad file (or a failed run), 2 usage error or unreadable input.
+
+The only command that loads Dagster and the job, inside the functions that run it.
 """
+
+from __future__ import annotations
 
 import argparse
 import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import fsspec
-from dagster import DagsterInstance, JobExecutionResult, execute_job
+from csv_pipeline.cli import exit_codes
 
-from csv_pipeline.graphql_client import RunResult
-from csv_pipeline.inbox import file_key_problem, file_version, shown, symlink_problem
-from csv_pipeline.defs.jobs import PROCESS_INBOX_FILE
-from csv_pipeline.defs.partitions import inbox_files
-from csv_pipeline.defs.resources.play_files import PlayFiles
-from csv_pipeline.settings import Settings, absolute_url
-from csv_pipeline.defs.tags import ERROR_TAG, FILE_TAG, VERSION_TAG
+if TYPE_CHECKING:
+    from dagster import JobExecutionResult
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
+    from csv_pipeline.cli.graphql_client import RunResult
 
 
 class UnreadableInputError(Exception):
     """The input is not a file that can be read."""
 
 
-def add_process_command(subparsers: argparse._SubParsersAction) -> None:
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "process",
         help="run the job on one file here, without the daemon, and print the result as JSON",
@@ -53,12 +50,12 @@ def process(args: argparse.Namespace) -> int:
         result = run_file(args.input, args.output)
     except UnreadableInputError as error:
         print(error, file=sys.stderr)
-        return EXIT_USAGE
+        return exit_codes.USAGE
     print(result.to_json(), flush=True)
     if not result.succeeded:
         print(result.error, file=sys.stderr)
-        return EXIT_FAILED
-    return EXIT_OK
+        return exit_codes.FAILED
+    return exit_codes.SUCCESS
 
 
 def run_file(input_url: str, output_url: str) -> RunResult:
@@ -66,6 +63,15 @@ def run_file(input_url: str, output_url: str) -> RunResult:
 
     The other settings (shard limit, Dask cluster, ``DAGSTER_HOME``) come from the environment.
     """
+    from dagster import DagsterInstance, execute_job
+
+    from csv_pipeline.defs.jobs import PROCESS_INBOX_FILE
+    from csv_pipeline.defs.partitions import inbox_files
+    from csv_pipeline.defs.resources.play_files import PlayFiles
+    from csv_pipeline.defs.tags import FILE_TAG, VERSION_TAG
+    from csv_pipeline.inbox import file_key_problem, shown, symlink_problem
+    from csv_pipeline.settings import Settings, absolute_url
+
     input_url = absolute_url(input_url)
     inbox, file_key = input_url.rsplit("/", 1)
     # The sensor's rule, with the file's folder as the inbox: checked before the file is opened.
@@ -90,6 +96,10 @@ def run_file(input_url: str, output_url: str) -> RunResult:
 
 
 def _version_of_readable(url: str) -> str:
+    import fsspec
+
+    from csv_pipeline.inbox import file_version
+
     fs, path = fsspec.core.url_to_fs(url)
     try:
         if not fs.isfile(path):
@@ -102,6 +112,9 @@ def _version_of_readable(url: str) -> str:
 
 
 def _run_result(result: JobExecutionResult, status: str, tags: Mapping[str, str]) -> RunResult:
+    from csv_pipeline.cli.graphql_client import RunResult
+    from csv_pipeline.defs.tags import ERROR_TAG, FILE_TAG
+
     known = {"status": status, "run_id": result.run_id, "file": tags[FILE_TAG]}
     if not result.success:
         return RunResult(**known, error=tags.get(ERROR_TAG) or _failure_message(result))

@@ -1,8 +1,8 @@
 """``csv-pipeline history``: the play totals summed over every processed file, as CSV.
 
 Reads the history table at ``CSV_PIPELINE_HISTORY`` (default ``<outbox>/_history``). The table
-libraries (deltalake, pyarrow, DuckDB) are imported only when the command runs, so the other
-commands start as fast as before. Exit 0, or 2 on a bad argument.
+libraries (deltalake, pyarrow, DuckDB) are imported only when the command runs. Exit 0, or 2
+on a bad argument.
 """
 
 import argparse
@@ -10,10 +10,10 @@ import datetime
 import re
 import sys
 
-EXIT_OK = 0
+from csv_pipeline.cli import exit_codes
 
 
-def add_history_command(subparsers: argparse._SubParsersAction) -> None:
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "history",
         help="print Song,Date,Total Number of Plays for Date summed over all processed files",
@@ -54,4 +54,4 @@ def history(args: argparse.Namespace) -> int:
     else:
         with fsspec.open(args.to, "wb") as out:
             table.write_totals(url, out, **query)
-    return EXIT_OK
+    return exit_codes.SUCCESS

@@ -4,13 +4,12 @@ Plain HTTP against ``<CSV_PIPELINE_DAGSTER_URL>/graphql``, so scripts need neith
 nor access to its database: a run is found by the run tags the sensor sets
 (``csv_pipeline/file``, ``csv_pipeline/version``) or by its id, and its outcome is read from
 the run status, the ``csv_pipeline/error`` tag and the ``play_totals`` materialization metadata.
+``requests`` is imported when a client is made, so commands that ask nothing start without it.
 """
 
 import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
-
-import requests
 
 from csv_pipeline.defs.tags import ERROR_TAG, FILE_TAG, VERSION_TAG
 
@@ -116,6 +115,8 @@ class DagsterGraphQL:
     """The few questions the CLI asks the webserver at ``base_url``."""
 
     def __init__(self, base_url: str, timeout_seconds: float = 30.0) -> None:
+        import requests
+
         self.endpoint = f"{base_url.rstrip('/')}/graphql"
         self.timeout_seconds = timeout_seconds
         self._session = requests.Session()
@@ -169,6 +170,8 @@ class DagsterGraphQL:
         return None
 
     def _query(self, query: str, variables: dict[str, Any]) -> dict[str, Any]:
+        import requests
+
         try:
             response = self._session.post(
                 self.endpoint, json={"query": query, "variables": variables}, timeout=self.timeout_seconds
