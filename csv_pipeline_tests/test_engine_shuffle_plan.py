@@ -15,6 +15,7 @@ from csv_pipeline_tests.shard_reading import totals_of
 
 GB, TB = 10**9, 10**12
 SONGS = [f"song {i}" for i in range(800)] + ["Hello, Goodbye", 'Say "Hi"', "two\nlines", "東京"]
+LONG_SONG = "la la la\n" * 30
 
 
 def test_a_1_gb_file_keeps_one_block_per_map_task():
@@ -51,13 +52,14 @@ def test_more_buckets_than_the_limit_leaves_one_map_task():
 
 @pytest.fixture(scope="module")
 def plays_file(tmp_path_factory) -> tuple[Path, Counter]:
-    """~20k rows with quoted songs (one holding a newline, so some block boundaries fall
-    inside a quoted field and blocks merge across map tasks) and the expected totals."""
+    """~20k rows with quoted songs, every tenth a song of 30 lines, so that many block
+    boundaries fall inside a quoted field and blocks merge, also across map tasks."""
     rng = random.Random(11)
     expected: Counter = Counter()
     lines = ["Song,Date,Number of Plays"]
     for _ in range(20_000):
-        song, day, plays = rng.choice(SONGS), f"2020-03-{rng.randint(1, 31):02d}", rng.randint(0, 10**6)
+        song = LONG_SONG if rng.random() < 0.1 else rng.choice(SONGS)
+        day, plays = f"2020-03-{rng.randint(1, 31):02d}", rng.randint(0, 10**6)
         expected[(song, day)] += plays
         quoted = '"' + song.replace('"', '""') + '"' if any(c in song for c in ',"\n') else song
         lines.append(f"{quoted},{day},{plays}")
@@ -107,3 +109,5 @@ def test_grouped_blocks_give_the_same_shards_with_one_read_per_map_task_and_buck
     assert len(reads) == grouped.buckets
     for files in reads.values():
         assert len(files) == len(set(files)) == map_tasks  # one ranged read of each map task's file
+    first_blocks = {int(Path(file).name.split("-")[0]) for files in reads.values() for file in files}
+    assert first_blocks != set(grouped.offsets[:: grouped.blocks_per_map_task])  # a map task lost its first block to a merge
