@@ -206,7 +206,7 @@ def test_process_fails_cleanly_when_the_input_is_truncated_mid_run(tmp_path):
     def truncate_once_blocks_are_read() -> None:
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline and done.poll() is None:
-            if any((tmp_path / "out").rglob("blocks")):
+            if any((tmp_path / "out").rglob("maps")):  # the map tasks' scratch files
                 with open(source, "r+b") as file:
                     file.truncate(1000)
                 return

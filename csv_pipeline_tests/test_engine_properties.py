@@ -15,6 +15,7 @@ instead, for a longer fuzz session.
 """
 
 import datetime
+import math
 import os
 import re
 import shutil
@@ -25,6 +26,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from csv_pipeline.engine import InvalidFileError, aggregate, inspect_file, write_shards
+from csv_pipeline.engine.sizes import MAX_SHUFFLE_PIECES
 
 pytest_plugins = ["csv_pipeline_tests.engine_fixtures"]
 
@@ -32,6 +34,8 @@ MAX_INT64 = 2**63 - 1
 HEADER = [b"Song", b"Date", b"Number of Plays"]
 BOM = b"\xef\xbb\xbf"
 BLOCK_SIZES = (3, 17, 1 << 20)  # for small files; a file with a huge field: (4093, 1 << 20)
+BUCKET_BYTES = 256
+GROUPED_BLOCK_BYTES = 17  # also run with map tasks of several such blocks: at most three map tasks
 EXAMPLES = int(os.environ.get("CSV_PIPELINE_FUZZ_EXAMPLES", "25"))
 FUZZ = settings(
     max_examples=EXAMPLES,
@@ -137,14 +141,17 @@ def reference(data: bytes) -> dict[tuple[str, str], int] | int | None:
 # ---------------------------------------------------------------- running the engine
 
 
-def engine_outcome(client, data: bytes, block_bytes: int, workdir: Path):
+def engine_outcome(client, data: bytes, block_bytes: int, workdir: Path, max_shuffle_pieces: int = MAX_SHUFFLE_PIECES):
     """(totals, shard bytes) or the InvalidFileError."""
     source = workdir / "plays.csv"
     source.write_bytes(data)
-    out = workdir / f"out-{block_bytes}"
+    run = f"{block_bytes}-{max_shuffle_pieces}"
+    out = workdir / f"out-{run}"
     try:
-        plan = inspect_file(str(source), source.name, block_bytes=block_bytes, bucket_bytes=256)
-        manifest = write_shards(client, aggregate(client, plan, str(workdir / f"scratch-{block_bytes}")), str(out))
+        plan = inspect_file(
+            str(source), source.name, block_bytes=block_bytes, bucket_bytes=BUCKET_BYTES, max_shuffle_pieces=max_shuffle_pieces
+        )
+        manifest = write_shards(client, aggregate(client, plan, str(workdir / f"scratch-{run}")), str(out))
     except InvalidFileError as error:
         return error
     shards = b"".join(Path(shard.uri).read_bytes() for shard in manifest.shards)
@@ -175,8 +182,13 @@ def check(client, data: bytes) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="csv_pipeline_fuzz_"))
     try:
         outputs = set()
-        for block_bytes in BLOCK_SIZES if len(data) < 4096 else (4093, 1 << 20):
-            outcome = engine_outcome(client, data, block_bytes, workdir)
+        if len(data) < 4096:
+            buckets = max(1, math.ceil(len(data) / BUCKET_BYTES))
+            runs = [(size, MAX_SHUFFLE_PIECES) for size in BLOCK_SIZES] + [(GROUPED_BLOCK_BYTES, 3 * buckets)]
+        else:
+            runs = [(4093, MAX_SHUFFLE_PIECES), (1 << 20, MAX_SHUFFLE_PIECES)]
+        for block_bytes, max_shuffle_pieces in runs:
+            outcome = engine_outcome(client, data, block_bytes, workdir, max_shuffle_pieces)
             if isinstance(outcome, InvalidFileError):
                 message = outcome.message
                 assert "\n" not in message and "<text>" not in message, message
@@ -189,7 +201,7 @@ def check(client, data: bytes) -> None:
                 assert "'" in message, message  # the value (or row) it names
             else:
                 totals, shards = outcome
-                assert totals == expected, f"block size {block_bytes}"
+                assert totals == expected, f"block size {block_bytes}, at most {max_shuffle_pieces} shuffle pieces"
                 outputs.add(shards)
         assert len(outputs) <= 1, "the output depends on the block size"
     finally:

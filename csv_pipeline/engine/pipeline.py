@@ -1,12 +1,13 @@
 """The three engine steps and the Dask tasks behind them.
 
-Map (one task per byte-range block): read, parse and validate the rows, fold equal
+Map (one task per byte-range block, or per run of consecutive blocks on huge files: see
+``plan_shuffle``): read, parse and validate the rows a block at a time, fold equal
 (song, date) rows when that pays, hash-partition by song into buckets, write one scratch
-file per block: each bucket's rows as one Arrow IPC record batch message, one after the
-other, their byte offsets returned to the client.
-Reduce (one task per bucket): read that bucket's byte range of every block file (no file
-footers or schemas to parse, which would cost blocks x buckets), sum and sort, render the
-CSV lines into a scratch file, decide where shards are cut.
+file per map task: each bucket's rows as Arrow IPC record batch messages, bucket after
+bucket, their byte offsets returned to the client.
+Reduce (one task per bucket): read that bucket's byte range of every map task's file (no
+file footers or schemas to parse), sum and sort, render the CSV lines into a scratch file,
+decide where shards are cut.
 Write: number the pieces in bucket order and move or copy them to ``part-NNNNN.csv``;
 ``_SUCCESS`` goes last. Peak memory is a few blocks and buckets per worker, whatever the
 file size; the scratch directory holds the data in between.
@@ -14,15 +15,22 @@ file size; the scratch directory holds the data in between.
 
 import json
 import math
+import mmap
+import os
 import posixpath
+import tempfile
+from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
+from itertools import pairwise
+from typing import BinaryIO
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 from distributed import Client
+from fsspec import AbstractFileSystem
 
 from csv_pipeline.engine import storage
 from csv_pipeline.engine.allocator import reuse_freed_memory
@@ -34,11 +42,12 @@ from csv_pipeline.engine.parse import SCHEMA, parse_block, parse_rows
 from csv_pipeline.engine.reachability import check_workers_reach
 from csv_pipeline.engine.rules import MAX_INT64, OUTPUT_COLUMNS
 from csv_pipeline.engine.shuffle import combine, song_hashes, split_by_bucket, worth_combining
-from csv_pipeline.engine.sizes import BLOCK_BYTES, BUCKET_BYTES, DEFAULT_MAX_SHARD_BYTES
+from csv_pipeline.engine.sizes import BLOCK_BYTES, BUCKET_BYTES, DEFAULT_MAX_SHARD_BYTES, MAX_SHUFFLE_PIECES
 from csv_pipeline.engine.totals import RenderedBucket, TotalOverflow, sum_sort_render
 
 PREVIEW_ROWS = 10
 TOP_SONGS = 10
+_COPY_SLAB_BUCKETS = 4096  # buckets of a spilled map task's offsets read at a time
 HEADER = (",".join(OUTPUT_COLUMNS) + "\n").encode()
 SUCCESS = "_SUCCESS"
 
@@ -58,6 +67,49 @@ class FilePlan:
     offsets: tuple[int, ...]  # nominal block starts
     buckets: int
     storage_options: dict = field(default_factory=dict)
+    blocks_per_map_task: int = 1
+
+
+@dataclass(frozen=True)
+class ShufflePlan:
+    """How many blocks each map task reads and how many buckets the reduce has."""
+
+    blocks: int
+    blocks_per_map_task: int
+    buckets: int
+
+    @property
+    def map_tasks(self) -> int:
+        return math.ceil(self.blocks / self.blocks_per_map_task)
+
+    @property
+    def pieces(self) -> int:
+        """(map task, bucket) pairs: the ranged reads of scratch the reduce makes."""
+        return self.map_tasks * self.buckets
+
+    @property
+    def offsets_bytes(self) -> int:
+        """The client's matrix of where each bucket starts in each map task's file."""
+        return self.map_tasks * (self.buckets + 1) * 8
+
+
+def plan_shuffle(
+    file_size: int, block_bytes: int, bucket_bytes: int, max_pieces: int = MAX_SHUFFLE_PIECES
+) -> ShufflePlan:
+    """Blocks per map task, so that map tasks x buckets stays under ``max_pieces``.
+
+    With one block per map task the pieces grow with the square of the file (900 at 1 GB,
+    89,000 at 10 GB, a billion at 1 TB): each piece is a ranged read (a GET on S3) and a
+    row of offsets on the client. The bucket count must not change (it decides which
+    shard holds a song, so the output), so past ``max_pieces`` a map task takes several
+    consecutive blocks instead, reads them one at a time and lays out each bucket's rows
+    from all of them together: one read per map task and bucket. Larger map tasks mean
+    fewer of them to run in parallel, hence the generous limit.
+    """
+    blocks = max(1, math.ceil(file_size / block_bytes))
+    buckets = max(1, math.ceil(file_size / bucket_bytes))
+    map_tasks = max(1, min(blocks, max_pieces // buckets))
+    return ShufflePlan(blocks, math.ceil(blocks / map_tasks), buckets)
 
 
 @dataclass(frozen=True)
@@ -127,11 +179,12 @@ def inspect_file(
     *,
     block_bytes: int = BLOCK_BYTES,
     bucket_bytes: int = BUCKET_BYTES,
+    max_shuffle_pieces: int = MAX_SHUFFLE_PIECES,
 ) -> FilePlan:
     """Checks that need no full read (not empty, header or valid first row) and the block plan.
 
     The bucket count depends on the file size alone, so the output does not depend on
-    ``block_bytes`` or on the cluster.
+    ``block_bytes``, ``max_shuffle_pieces`` or the cluster.
     """
     options = storage_options or {}
     fs, path = storage.filesystem(url, options)
@@ -141,6 +194,7 @@ def inspect_file(
         raise InvalidFileError(file_name, "is empty (0 bytes); a valid file has at least a header or a row")
     head = detect_header(fs, path, size, file_name)
     check_version(fs, path, file_name, version)
+    shuffle = plan_shuffle(size, block_bytes, bucket_bytes, max_shuffle_pieces)
     return FilePlan(
         url=url,
         file_name=file_name,
@@ -151,16 +205,15 @@ def inspect_file(
         lines_before_data=head.lines_before_data,
         quotes_before_data=head.quotes_before_data,
         offsets=tuple(nominal_offsets(head.data_start, size, block_bytes)),
-        buckets=max(1, math.ceil(size / bucket_bytes)),
+        buckets=shuffle.buckets,
         storage_options=options,
+        blocks_per_map_task=shuffle.blocks_per_map_task,
     )
 
 
 @dataclass(frozen=True)
 class _BlockResult:
     nominal_start: int
-    path: str | None  # of the block's file on the scratch filesystem; None when it has no rows
-    bucket_offsets: np.ndarray | None  # where each bucket's message starts in the file, then the end
     rows: int
     newlines: int
     quotes: int
@@ -169,34 +222,106 @@ class _BlockResult:
     days: tuple[int, int] | None = None  # first and last date32 of the block's rows
 
 
-def _map_block(plan: FilePlan, nominal_start: int, nominal_end: int, scratch_url: str) -> _BlockResult:
+@dataclass(frozen=True)
+class _MapResult:
+    path: str | None  # of the map task's file on the scratch filesystem; None when it has no rows
+    bucket_offsets: np.ndarray | None  # where each bucket's messages start in the file, then the end
+    blocks: tuple[_BlockResult, ...]
+
+
+def _map_blocks(plan: FilePlan, blocks: tuple[tuple[int, int], ...], scratch_url: str) -> _MapResult:
+    """Map consecutive blocks, one at a time, into one scratch file laid out bucket by bucket.
+
+    One block is written straight to scratch. Several go first to a spill file on the
+    worker's local disk, each block's buckets one after the other, and are then copied to
+    scratch bucket by bucket, so memory stays one block's whatever the map task's size.
+    """
     reuse_freed_memory()
     fs, path = storage.filesystem(plan.url, plan.storage_options)
+    url = storage.join(scratch_url, "maps", f"{blocks[0][0]:016d}-{blocks[-1][1]:016d}.arrows")
+    if len(blocks) == 1:
+        result, table, bucket_rows = _map_block(plan, fs, path, *blocks[0])
+        if table is None:
+            return _MapResult(None, None, (result,))
+        with storage.open_output(url, plan.storage_options) as out:
+            bucket_offsets = _write_buckets(out, table, bucket_rows, plan.buckets)
+        return _MapResult(storage.filesystem(url, plan.storage_options)[1], bucket_offsets, (result,))
+    with tempfile.TemporaryDirectory(prefix="csv-pipeline-map-") as spill_dir:
+        return _map_blocks_through_spill(plan, fs, path, blocks, url, spill_dir)
+
+
+def _map_blocks_through_spill(
+    plan: FilePlan, fs: AbstractFileSystem, path: str, blocks: tuple[tuple[int, int], ...], url: str, spill_dir: str
+) -> _MapResult:
+    """Several blocks: each block's buckets appended to a local spill file, with where they
+    start in a second one, then copied to ``url`` bucket by bucket. After a bad block the
+    rest are still parsed, for the newline and quote counts the client needs."""
+    spill_path, offsets_path = os.path.join(spill_dir, "blocks.arrows"), os.path.join(spill_dir, "offsets.i64")
+    results: list[_BlockResult] = []
+    with open(spill_path, "wb") as spill, open(offsets_path, "wb") as spill_offsets:
+        for start, end in blocks:
+            result, table, bucket_rows = _map_block(plan, fs, path, start, end)
+            results.append(result)
+            if table is not None and all(result.error is None for result in results):
+                block_start = spill.tell()
+                spill_offsets.write((block_start + _write_buckets(spill, table, bucket_rows, plan.buckets)).tobytes())
+            del table, bucket_rows
+    if any(result.error for result in results) or not os.path.getsize(offsets_path):
+        return _MapResult(None, None, tuple(results))
+    block_offsets = np.memmap(offsets_path, np.int64, "r").reshape(-1, plan.buckets + 1)
+    with (
+        open(spill_path, "rb") as spill,
+        mmap.mmap(spill.fileno(), 0, access=mmap.ACCESS_READ) as spilled,
+        memoryview(spilled) as view,
+        storage.open_output(url, plan.storage_options) as out,
+    ):
+        _copy_bucket_by_bucket(view, block_offsets, out)
+    # Bucket b's bytes in the new file: its message sizes summed over the blocks.
+    bucket_offsets = np.asarray(block_offsets.sum(axis=0) - block_offsets[:, 0].sum())
+    return _MapResult(storage.filesystem(url, plan.storage_options)[1], bucket_offsets, tuple(results))
+
+
+def _map_block(
+    plan: FilePlan, fs: AbstractFileSystem, path: str, nominal_start: int, nominal_end: int
+) -> tuple[_BlockResult, pa.Table | None, np.ndarray | None]:
+    """A block's result and, when it has valid rows, the rows grouped by bucket with each
+    bucket's row offsets."""
     _, data = read_block(
         fs, path, nominal_start, nominal_end, plan.data_start, plan.size, file_name=plan.file_name, version=plan.version
     )
     parsed = parse_block(data, plan.file_name)
     del data
     if parsed.error is not None or parsed.table.num_rows == 0:
-        return _BlockResult(nominal_start, None, None, 0, parsed.newlines, parsed.quotes, parsed.error)
+        return _BlockResult(nominal_start, 0, parsed.newlines, parsed.quotes, parsed.error), None, None
     table = parsed.table
     rows = table.num_rows
     plays, days = _plays_and_days(table)
     combined = combine(table) if worth_combining(table) else None
     table, hashes = combined or (table, song_hashes(table["song"]))
-    table, bucket_offsets = split_by_bucket(table, hashes, plan.buckets)
-    url = storage.join(scratch_url, "blocks", f"{nominal_start:016d}-{nominal_end:016d}.arrows")
+    table, bucket_rows = split_by_bucket(table, hashes, plan.buckets)
+    return _BlockResult(nominal_start, rows, parsed.newlines, parsed.quotes, None, plays, days), table, bucket_rows
+
+
+def _write_buckets(out: BinaryIO, table: pa.Table, bucket_rows: np.ndarray, buckets: int) -> np.ndarray:
+    """Each bucket's rows as one Arrow IPC record batch message, one after the other; where
+    each starts relative to the first, then the end."""
     message_offsets = [0]
-    with storage.open_output(url, plan.storage_options) as out:
-        for bucket in range(plan.buckets):
-            part = table.slice(bucket_offsets[bucket], bucket_offsets[bucket + 1] - bucket_offsets[bucket])
-            message = pa.RecordBatch.from_arrays([column.combine_chunks() for column in part.columns], schema=SCHEMA).serialize()
-            out.write(message)
-            message_offsets.append(message_offsets[-1] + message.size)
-    _, block_path = storage.filesystem(url, plan.storage_options)
-    return _BlockResult(
-        nominal_start, block_path, np.array(message_offsets), rows, parsed.newlines, parsed.quotes, None, plays, days
-    )
+    for bucket in range(buckets):
+        part = table.slice(bucket_rows[bucket], bucket_rows[bucket + 1] - bucket_rows[bucket])
+        message = pa.RecordBatch.from_arrays([column.combine_chunks() for column in part.columns], schema=SCHEMA).serialize()
+        out.write(message)
+        message_offsets.append(message_offsets[-1] + message.size)
+    return np.array(message_offsets, np.int64)
+
+
+def _copy_bucket_by_bucket(spilled: memoryview, block_offsets: np.ndarray, out: BinaryIO) -> None:
+    """Write every block's messages of bucket 0, then of bucket 1, ...; ``block_offsets``
+    (blocks x buckets + 1, memory-mapped) is read a slab of buckets at a time."""
+    buckets = block_offsets.shape[1] - 1
+    for first in range(0, buckets, _COPY_SLAB_BUCKETS):
+        slab = np.array(block_offsets[:, first : min(first + _COPY_SLAB_BUCKETS, buckets) + 1]).T.tolist()
+        for starts, ends in pairwise(slab):
+            out.writelines(spilled[start:end] for start, end in zip(starts, ends))
 
 
 def _plays_and_days(table: pa.Table) -> tuple[int, tuple[int, int] | None]:
@@ -210,29 +335,40 @@ def _plays_and_days(table: pa.Table) -> tuple[int, tuple[int, int] | None]:
     return total, (days["min"].as_py(), days["max"].as_py())
 
 
-def _run_map(client: Client, plan: FilePlan, scratch_url: str) -> tuple[list[int], list[_BlockResult]]:
+def _run_map(client: Client, plan: FilePlan, scratch_url: str) -> tuple[list[int], list[_MapResult]]:
     """Map every block; where a boundary fell inside a quoted field, merge the blocks on
-    either side and map only the merged ones again. Returns the block starts used too.
+    either side and map only the map tasks holding merged blocks again. Returns the block
+    starts used too.
 
     Merging leaves the other boundaries, and so the quote parity before them, unchanged:
     one round of merges is enough, but the loop does not rely on it.
     """
     offsets, done = list(plan.offsets), {}
     while True:
-        ranges = list(zip(offsets, offsets[1:] + [plan.size]))
-        todo = [block for block in ranges if block not in done]
-        futures = client.map(_map_block, [plan] * len(todo), *zip(*todo), [scratch_url] * len(todo)) if todo else []
+        tasks = _map_tasks(plan, offsets)
+        todo = [task for task in tasks if task not in done]
+        futures = client.map(_map_blocks, [plan] * len(todo), todo, [scratch_url] * len(todo)) if todo else []
         done.update(zip(todo, client.gather(futures)))
-        results = [done[block] for block in ranges]
+        results = [done[task] for task in tasks]
         parity = plan.quotes_before_data
         misaligned = set()
-        for index, result in enumerate(results):
+        for index, block in enumerate(block for result in results for block in result.blocks):
             if index and parity % 2:
                 misaligned.add(offsets[index])
-            parity += result.quotes
+            parity += block.quotes
         if not misaligned:
             return offsets, results
         offsets = [offset for offset in offsets if offset not in misaligned]
+
+
+def _map_tasks(plan: FilePlan, offsets: list[int]) -> list[tuple[tuple[int, int], ...]]:
+    """The (start, end) blocks of each map task: a task takes the blocks that start in its
+    nominal range, so merging two blocks changes at most the two tasks around the boundary."""
+    task_starts = plan.offsets[:: plan.blocks_per_map_task]
+    tasks: dict[int, list[tuple[int, int]]] = {}
+    for start, end in zip(offsets, offsets[1:] + [plan.size]):
+        tasks.setdefault(bisect_right(task_starts, start) - 1, []).append((start, end))
+    return [tuple(blocks) for blocks in tasks.values()]
 
 
 def aggregate(
@@ -244,17 +380,18 @@ def aggregate(
     fs, path = storage.filesystem(plan.url, plan.storage_options)
     check_version(fs, path, plan.file_name, plan.version)  # before the workers' size check says it less clearly
     check_workers_reach(client, reads={plan.url: plan.size}, writes=[scratch_url], storage_options=plan.storage_options)
-    offsets, blocks = _run_map(client, plan, scratch_url)
+    offsets, maps = _run_map(client, plan, scratch_url)
+    blocks = [block for result in maps for block in result.blocks]
     lines_before = plan.lines_before_data
     for block in blocks:
         if block.error is not None:
             raise replace_line(block.error, lines_before + block.error.line)
         lines_before += block.newlines
-    filled = [block for block in blocks if block.path is not None]
+    filled = [result for result in maps if result.path is not None]
     futures = client.map(
         _reduce_bucket,
         range(plan.buckets),
-        [[(block.path, *block.bucket_offsets[bucket : bucket + 2]) for block in filled] for bucket in range(plan.buckets)],
+        [[(result.path, *result.bucket_offsets[bucket : bucket + 2]) for result in filled] for bucket in range(plan.buckets)],
         [scratch_url] * plan.buckets,
         [plan.storage_options] * plan.buckets,
         [max_shard_bytes] * plan.buckets,
@@ -287,13 +424,15 @@ def replace_line(error: InvalidFileError, line: int) -> InvalidFileError:
 def _reduce_bucket(
     bucket: int, pieces: list[tuple[str, int, int]], scratch_url: str, storage_options: dict, max_shard_bytes: int
 ) -> BucketResult:
-    """Sum, sort and render one bucket from its (block file path, start, end) pieces, one per
-    block: the scratch filesystem is resolved once, not per piece (blocks x buckets calls)."""
+    """Sum, sort and render one bucket from its (map file path, start, end) pieces, one per
+    map task, each a record batch message per block: the scratch filesystem is resolved
+    once, not per piece (map tasks x buckets calls)."""
     reuse_freed_memory()
     fs, _ = storage.filesystem(scratch_url, storage_options)
     batches = [
-        ipc.read_record_batch(pa.py_buffer(storage.map_range(fs, path, int(start), int(end))), SCHEMA)
+        ipc.read_record_batch(message, SCHEMA)
         for path, start, end in pieces
+        for message in ipc.MessageReader.open_stream(pa.py_buffer(storage.map_range(fs, path, int(start), int(end))))
     ]
     rendered = sum_sort_render(pa.Table.from_batches(batches, SCHEMA))
     del batches
@@ -443,4 +582,15 @@ def process_file(
         storage.remove_tree(scratch_url, storage_options)
 
 
-__all__ = ["Aggregation", "FilePlan", "Manifest", "Shard", "aggregate", "inspect_file", "process_file", "write_shards"]
+__all__ = [
+    "Aggregation",
+    "FilePlan",
+    "Manifest",
+    "Shard",
+    "ShufflePlan",
+    "aggregate",
+    "inspect_file",
+    "plan_shuffle",
+    "process_file",
+    "write_shards",
+]

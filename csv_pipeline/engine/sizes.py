@@ -7,3 +7,6 @@ without loading Dask and Arrow."""
 BLOCK_BYTES = 32 << 20  # input read per map task
 BUCKET_BYTES = 32 << 20  # input per reduce task
 DEFAULT_MAX_SHARD_BYTES = 500_000_000
+# Shuffle pieces (map tasks x buckets) beyond which a map task takes several blocks: 2 M
+# pieces is a 16 MB offsets matrix on the client and 2 M ranged reads of scratch.
+MAX_SHUFFLE_PIECES = 2_000_000
