@@ -32,7 +32,7 @@ from pathlib import Path
 
 import psutil
 
-from csv_pipeline.engine.demo import parse_size
+from csv_pipeline.demo_data import parse_size
 
 OURS = "csv_pipeline"
 PEERS = ("arrow_read", "polars", "duckdb", "dask_seed", "pandas_chunks")

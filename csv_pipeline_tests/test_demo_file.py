@@ -8,7 +8,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pytest
 
-from csv_pipeline.engine.demo import HEADER, parse_size, write_demo_file
+from csv_pipeline.demo_data import HEADER, parse_size, write_demo_file
 
 LONGEST_ROW = len("abcd,2026-11-27,100000\n")
 

@@ -23,7 +23,7 @@ from dagster import DagsterEventType, DagsterInstance, EventLogEntry
 from distributed import Client, get_task_stream
 
 from csv_pipeline.engine import Manifest, aggregate, inspect_file, write_shards
-from csv_pipeline.engine.demo import write_demo_file
+from csv_pipeline.demo_data import write_demo_file
 from csv_pipeline.engine.reachability import UnreachablePathError, check_workers_reach
 
 pytest_plugins = ["csv_pipeline_tests.engine_fixtures", "csv_pipeline_tests.cluster_fixtures"]

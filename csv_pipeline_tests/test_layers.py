@@ -25,6 +25,7 @@ FORBIDDEN = {
     "defs": ("csv_pipeline.cli",),
     "settings.py": ("dagster", "csv_pipeline.defs", "csv_pipeline.cli", "csv_pipeline.definitions"),
     "inbox.py": ("dagster", "csv_pipeline.defs", "csv_pipeline.cli", "csv_pipeline.definitions"),
+    "demo_data.py": ("dagster", "csv_pipeline.defs", "csv_pipeline.cli", "csv_pipeline.definitions"),
 }
 # The command line reaches Dagster and the job only in the command that runs the job, and only
 # inside its functions; the run tag names (plain strings, read by the GraphQL client) anywhere.

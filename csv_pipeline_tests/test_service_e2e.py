@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from csv_pipeline.cli.graphql_client import NOT_FINISHED
-from csv_pipeline.engine.demo import write_demo_file
+from csv_pipeline.demo_data import write_demo_file
 
 pytest_plugins = ["csv_pipeline_tests.service_fixtures"]
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from csv_pipeline.engine.demo import write_demo_file
+from csv_pipeline.demo_data import write_demo_file
 from csv_pipeline.defs.tags import LAUNCHED_BY_TAG, RUN_WORKER_TAG
 from csv_pipeline_tests.service_fixtures import (
     DagsterService,

@@ -25,7 +25,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _demo_file(args: argparse.Namespace) -> int:
-    from csv_pipeline.engine.demo import write_demo_file
+    from csv_pipeline.demo_data import write_demo_file
 
     try:
         write_demo_file(
@@ -38,7 +38,7 @@ def _demo_file(args: argparse.Namespace) -> int:
 
 
 def _size(text: str) -> int:
-    from csv_pipeline.engine.demo import parse_size
+    from csv_pipeline.demo_data import parse_size
 
     try:
         return parse_size(text)

@@ -13,7 +13,7 @@ testable on its own. The Dagster layer calls the three steps below, one per op:
 in one Delta Lake table; ``merge`` streams a run's sorted shards as one CSV.
 
 The names below are loaded on first use, so that importing one small module of the engine
-(``sizes``, ``merge``, ``demo``) does not load Dask and Arrow with ``pipeline``.
+(``sizes``, ``merge``) does not load Dask and Arrow with ``pipeline``.
 """
 
 import importlib
