@@ -24,7 +24,7 @@ from run import InputFile, make_input
 
 from csv_pipeline.engine import aggregate, inspect_file, write_shards
 from csv_pipeline.demo_data import parse_size
-from csv_pipeline.engine.pipeline import plan_shuffle
+from csv_pipeline.engine.plan import plan_shuffle
 from csv_pipeline.engine.sizes import BLOCK_BYTES, BUCKET_BYTES, MAX_SHUFFLE_PIECES
 
 SIZES = ("1GB", "10GB", "100GB", "1TB")

@@ -10,7 +10,7 @@ import pytest
 from distributed import Client, LocalCluster, get_worker
 
 from csv_pipeline.engine import FilePlan, Manifest, aggregate, inspect_file, storage, write_shards
-from csv_pipeline.engine.pipeline import plan_shuffle
+from csv_pipeline.engine.plan import plan_shuffle
 from csv_pipeline.engine.sizes import BLOCK_BYTES, BUCKET_BYTES, MAX_SHUFFLE_PIECES
 from csv_pipeline_tests.shard_reading import totals_of
 

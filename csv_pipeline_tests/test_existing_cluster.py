@@ -29,8 +29,8 @@ from csv_pipeline.engine.reachability import UnreachablePathError, check_workers
 pytest_plugins = ["csv_pipeline_tests.engine_fixtures", "csv_pipeline_tests.cluster_fixtures"]
 
 BIN = Path(sys.executable).parent
-MAP_TASK = "_map_blocks-"
-REDUCE_TASK = "_reduce_bucket-"
+MAP_TASK = "map_blocks-"
+REDUCE_TASK = "reduce_bucket-"
 JOB_STEP = "process_inbox_file.play_totals."
 MAX_SHARD_BYTES = 200_000
 KILL_TIMEOUT_SECONDS = 120

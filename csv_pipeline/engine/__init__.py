@@ -23,11 +23,11 @@ _MODULE_OF = {
     "InputChangedError": "errors",
     "InvalidFileError": "errors",
     "Aggregation": "pipeline",
-    "FilePlan": "pipeline",
+    "FilePlan": "plan",
     "Manifest": "pipeline",
     "Shard": "pipeline",
     "aggregate": "pipeline",
-    "inspect_file": "pipeline",
+    "inspect_file": "plan",
     "process_file": "pipeline",
     "write_shards": "pipeline",
 }

@@ -14,6 +14,7 @@ COLUMNS = ("Song", "Date", "Number of Plays")
 HEADER_LINE = ",".join(COLUMNS)
 HEADER_FIELDS = [column.encode() for column in COLUMNS]
 OUTPUT_COLUMNS = ("Song", "Date", "Total Number of Plays for Date")
+OUTPUT_HEADER = (",".join(OUTPUT_COLUMNS) + "\n").encode()  # the first line of every shard
 MAX_INT64 = 2**63 - 1
 SHOWN_CHARACTERS = 200  # of a value or row quoted in a message
 

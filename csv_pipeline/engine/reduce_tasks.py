@@ -1,0 +1,110 @@
+"""The reduce side of the shuffle: one Dask task per bucket.
+
+A reduce task reads its bucket's byte range of every map task's file (no file footers or
+schemas to parse), sums and sorts the rows, renders the CSV lines into a scratch file and
+decides where shards are cut; it also notes the bucket's preview and most played songs.
+"""
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.ipc as ipc
+
+from csv_pipeline.engine import storage
+from csv_pipeline.engine.allocator import reuse_freed_memory
+from csv_pipeline.engine.parse import SCHEMA, parse_rows
+from csv_pipeline.engine.rules import OUTPUT_HEADER
+from csv_pipeline.engine.totals import RenderedBucket, sum_sort_render
+
+PREVIEW_ROWS = 10
+TOP_SONGS = 10
+
+
+@dataclass(frozen=True)
+class Piece:
+    """A run of whole lines of a bucket file that becomes one shard."""
+
+    first_row: int
+    end_row: int
+    start_byte: int  # within the bucket file (which starts with the header)
+    end_byte: int
+
+
+@dataclass(frozen=True)
+class BucketResult:
+    bucket: int
+    url: str
+    rows: int
+    pieces: tuple[Piece, ...]
+    preview: tuple[tuple[str, str, int], ...]
+    top_songs: tuple[tuple[str, int], ...] = ()  # the bucket's most played songs, all dates summed
+
+
+def reduce_bucket(
+    bucket: int, pieces: list[tuple[str, int, int]], scratch_url: str, storage_options: dict, max_shard_bytes: int
+) -> BucketResult:
+    """Sum, sort and render one bucket from its (map file path, start, end) pieces, one per
+    map task, each a record batch message per block: the scratch filesystem is resolved
+    once, not per piece (map tasks x buckets calls)."""
+    reuse_freed_memory()
+    fs, _ = storage.filesystem(scratch_url, storage_options)
+    batches = [
+        ipc.read_record_batch(message, SCHEMA)
+        for path, start, end in pieces
+        for message in ipc.MessageReader.open_stream(pa.py_buffer(storage.map_range(fs, path, int(start), int(end))))
+    ]
+    rendered = sum_sort_render(pa.Table.from_batches(batches, SCHEMA))
+    del batches
+    url = storage.join(scratch_url, "buckets", f"{bucket:05d}.csv")
+    storage.write_bytes(url, [OUTPUT_HEADER, rendered.body], storage_options)
+    preview_lines = rendered.body[: rendered.line_offsets[min(PREVIEW_ROWS, rendered.rows)]]
+    _, preview_rows, _, _ = parse_rows(preview_lines, "preview")  # the rendered lines are valid input rows
+    preview = tuple((song, str(day), plays) for song, day, plays in zip(*(column.to_pylist() for column in preview_rows.columns)))
+    pieces = _cut_pieces(rendered.line_offsets + len(OUTPUT_HEADER), rendered.song_starts, max_shard_bytes)
+    return BucketResult(bucket, url, rendered.rows, pieces, preview, _top_songs(rendered))
+
+
+def _top_songs(rendered: RenderedBucket) -> tuple[tuple[str, int], ...]:
+    """The bucket's ``TOP_SONGS`` most played songs. A song lives in one bucket only, so the
+    file's top songs are the top of all buckets' tops."""
+    count = min(TOP_SONGS, len(rendered.song_totals))
+    if not count:
+        return ()
+    top = np.argpartition(-rendered.song_totals, count - 1)[:count]
+    offsets = rendered.line_offsets
+    lines = b"".join(rendered.body[offsets[start] : offsets[start + 1]] for start in rendered.song_starts[top])
+    _, rows, _, _ = parse_rows(lines, "top songs")  # each song's first line, a valid input row
+    return most_played(zip(rows.column(0).to_pylist(), rendered.song_totals[top].tolist()))
+
+
+def most_played(songs: Iterable[tuple[str, int]]) -> tuple[tuple[str, int], ...]:
+    """The ``TOP_SONGS`` most played, ties by song name so the result does not depend on buckets."""
+    return tuple(sorted(songs, key=lambda song: (-song[1], song[0]))[:TOP_SONGS])
+
+
+def _cut_pieces(offsets: np.ndarray, song_starts: np.ndarray, max_shard_bytes: int) -> tuple[Piece, ...]:
+    """Cut a bucket's lines into shards of at most ``max_shard_bytes`` (header included).
+
+    Cuts fall between songs; only a song too large for one shard on its own is cut
+    between its rows, continuing in the next shard.
+    """
+    rows = len(offsets) - 1
+    header = len(OUTPUT_HEADER)
+    pieces, first = [], 0
+    song_starts = np.append(song_starts, rows)
+    while first < rows:
+        limit = offsets[first] + max_shard_bytes - header
+        end = int(np.searchsorted(offsets, limit, side="right")) - 1  # rows that fit: [first, end)
+        if end >= rows:
+            end = rows
+        else:
+            song_end = int(song_starts[np.searchsorted(song_starts, end, side="right") - 1])
+            if song_end > first:
+                end = song_end
+            elif end <= first:
+                raise ValueError(f"a row of {offsets[first + 1] - offsets[first]} bytes does not fit in a shard of {max_shard_bytes} bytes")
+        pieces.append(Piece(first, end, int(offsets[first]), int(offsets[end])))
+        first = end
+    return tuple(pieces)
