@@ -31,7 +31,7 @@ import requests
 import s3fs
 
 from csv_pipeline.cli.graphql_client import DagsterGraphQL, RunResult
-from csv_pipeline.defs.tags import FILE_TAG
+from csv_pipeline.labels import FILE_TAG
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PRODUCTION_INSTANCE_YAML = REPO_ROOT / "deploy" / "dagster.yaml"

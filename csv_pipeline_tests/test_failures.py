@@ -25,7 +25,7 @@ from dagster import DagsterEventType, DagsterInstance, execute_job
 
 from csv_pipeline.defs.jobs import PROCESS_INBOX_FILE
 from csv_pipeline.defs.partitions import inbox_files
-from csv_pipeline.defs.tags import ERROR_TAG, FILE_TAG, VERSION_TAG
+from csv_pipeline.labels import ERROR_TAG, FILE_TAG, VERSION_TAG
 from csv_pipeline_tests.service_fixtures import FAKE_AWS, free_port
 
 pytest_plugins = ["csv_pipeline_tests.service_fixtures"]

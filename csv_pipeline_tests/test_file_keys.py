@@ -21,7 +21,7 @@ from csv_pipeline.inbox import SYMLINK, file_key_problem
 from csv_pipeline.defs.jobs import PROCESS_INBOX_FILE
 from csv_pipeline.defs.partitions import inbox_files
 from csv_pipeline.defs.resources.play_files import PlayFiles
-from csv_pipeline.defs.tags import ERROR_TAG, FILE_TAG, VERSION_TAG
+from csv_pipeline.labels import ERROR_TAG, FILE_TAG, VERSION_TAG
 from csv_pipeline_tests.test_inbox_sensor import ROWS, Daemon, put
 
 pytest_plugins = ["csv_pipeline_tests.service_fixtures"]

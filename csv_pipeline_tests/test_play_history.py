@@ -21,7 +21,7 @@ from csv_pipeline.inbox import file_version
 from csv_pipeline.defs.jobs import PROCESS_INBOX_FILE
 from csv_pipeline.defs.partitions import inbox_files
 from csv_pipeline.defs.resources.play_files import PlayFiles
-from csv_pipeline.defs.tags import FILE_TAG, VERSION_TAG
+from csv_pipeline.labels import FILE_TAG, VERSION_TAG
 from csv_pipeline_tests.service_fixtures import FAKE_AWS
 
 pytest_plugins = ["csv_pipeline_tests.service_fixtures"]

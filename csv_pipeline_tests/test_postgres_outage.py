@@ -13,7 +13,7 @@ import psycopg2
 import pytest
 
 from csv_pipeline.cli.graphql_client import DagsterApiError, DagsterGraphQL, RunResult
-from csv_pipeline.defs.tags import FILE_TAG
+from csv_pipeline.labels import FILE_TAG
 from csv_pipeline_tests.private_services import LocalService, PrivatePostgres, local_service, private_postgres
 from csv_pipeline_tests.service_fixtures import wait_until
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from dagster import DagsterInstance, DagsterRunStatus
 
-from csv_pipeline.defs.tags import FILE_TAG
+from csv_pipeline.labels import FILE_TAG
 
 CSV_PIPELINE = Path(sys.executable).parent / "csv-pipeline"
 SEED_FIXTURES = Path(__file__).resolve().parent / "fixtures"

@@ -24,7 +24,7 @@ from csv_pipeline.inbox import file_version
 from csv_pipeline.defs.jobs import PROCESS_INBOX_FILE
 from csv_pipeline.defs.partitions import inbox_files
 from csv_pipeline.defs.resources.play_files import PlayFiles
-from csv_pipeline.defs.tags import ERROR_TAG, FILE_TAG, MANIFEST_TAG, VERSION_TAG
+from csv_pipeline.labels import ERROR_TAG, FILE_TAG, MANIFEST_TAG, VERSION_TAG
 
 SEED_FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SEED_TOTALS = [

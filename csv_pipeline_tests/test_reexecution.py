@@ -14,7 +14,7 @@ from dagster import ReexecutionOptions, execute_job
 from csv_pipeline.inbox import file_version
 from csv_pipeline.defs.jobs import PROCESS_INBOX_FILE
 from csv_pipeline.defs.partitions import inbox_files
-from csv_pipeline.defs.tags import FILE_TAG, MANIFEST_TAG, VERSION_TAG
+from csv_pipeline.labels import FILE_TAG, MANIFEST_TAG, VERSION_TAG
 from csv_pipeline_tests.test_process_inbox_file_job import file_contents, files_under, read_csv
 
 PLAYS = b"Song,Date,Number of Plays\nUmbrella,2020-01-01,100\nIn The End,2020-01-02,500\nUmbrella,2020-01-01,50\n"

@@ -14,7 +14,7 @@ from dagster._core.test_utils import create_run_for_test
 from csv_pipeline.defs.sensors.run_recovery_sensor import remove_leftovers
 from csv_pipeline.defs.resources.play_files import PlayFiles
 from csv_pipeline.defs.run_launcher import ProcessIdentity, WorkerCheckingRunLauncher, record_run_worker
-from csv_pipeline.defs.tags import RUN_WORKER_TAG
+from csv_pipeline.labels import RUN_WORKER_TAG
 
 
 def health(instance: DagsterInstance, run_id: str) -> WorkerStatus:

@@ -20,7 +20,7 @@ import psutil
 import pytest
 
 from csv_pipeline.demo_data import write_demo_file
-from csv_pipeline.defs.tags import LAUNCHED_BY_TAG, RUN_WORKER_TAG
+from csv_pipeline.labels import LAUNCHED_BY_TAG, RUN_WORKER_TAG
 from csv_pipeline_tests.service_fixtures import (
     DagsterService,
     fresh_database,

@@ -11,7 +11,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from csv_pipeline.defs.tags import ERROR_TAG, FILE_TAG, VERSION_TAG
+from csv_pipeline.labels import ERROR_TAG, FILE_TAG, OUTPUT_FILES, ROWS_IN, ROWS_OUT, VERSION_TAG
 
 NOT_FINISHED = frozenset({"QUEUED", "NOT_STARTED", "STARTING", "STARTED", "MANAGED", "CANCELING"})
 FAILED = frozenset({"FAILURE", "CANCELED"})
@@ -155,9 +155,9 @@ class DagsterGraphQL:
         }
         return RunResult(
             **known,
-            output_files=json.loads(metadata["output_files"]["jsonString"]),
-            rows_in=int(metadata["rows_in"]["intRepr"]),
-            rows_out=int(metadata["rows_out"]["intRepr"]),
+            output_files=json.loads(metadata[OUTPUT_FILES]["jsonString"]),
+            rows_in=int(metadata[ROWS_IN]["intRepr"]),
+            rows_out=int(metadata[ROWS_OUT]["intRepr"]),
         )
 
     def _failure_message(self, run_id: str) -> str | None:

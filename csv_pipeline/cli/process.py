@@ -68,7 +68,7 @@ def run_file(input_url: str, output_url: str) -> RunResult:
     from csv_pipeline.defs.jobs import PROCESS_INBOX_FILE
     from csv_pipeline.defs.partitions import inbox_files
     from csv_pipeline.defs.resources.play_files import PlayFiles
-    from csv_pipeline.defs.tags import FILE_TAG, VERSION_TAG
+    from csv_pipeline.labels import FILE_TAG, VERSION_TAG
     from csv_pipeline.inbox import file_key_problem, shown, symlink_problem
     from csv_pipeline.settings import Settings, absolute_url
 
@@ -113,7 +113,7 @@ def _version_of_readable(url: str) -> str:
 
 def _run_result(result: JobExecutionResult, status: str, tags: Mapping[str, str]) -> RunResult:
     from csv_pipeline.cli.graphql_client import RunResult
-    from csv_pipeline.defs.tags import ERROR_TAG, FILE_TAG
+    from csv_pipeline.labels import ERROR_TAG, FILE_TAG, OUTPUT_FILES, ROWS_IN, ROWS_OUT
 
     known = {"status": status, "run_id": result.run_id, "file": tags[FILE_TAG]}
     if not result.success:
@@ -122,9 +122,9 @@ def _run_result(result: JobExecutionResult, status: str, tags: Mapping[str, str]
     metadata = event.step_materialization_data.materialization.metadata
     return RunResult(
         **known,
-        output_files=metadata["output_files"].value,
-        rows_in=metadata["rows_in"].value,
-        rows_out=metadata["rows_out"].value,
+        output_files=metadata[OUTPUT_FILES].value,
+        rows_in=metadata[ROWS_IN].value,
+        rows_out=metadata[ROWS_OUT].value,
     )
 
 

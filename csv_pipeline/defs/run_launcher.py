@@ -22,7 +22,7 @@ from dagster import DagsterInstance, DefaultRunLauncher
 from dagster._core.launcher import CheckRunHealthResult, LaunchRunContext, WorkerStatus
 from dagster._core.storage.dagster_run import DagsterRun
 
-from csv_pipeline.defs.tags import LAUNCHED_BY_TAG, RUN_WORKER_TAG
+from csv_pipeline.labels import LAUNCHED_BY_TAG, RUN_WORKER_TAG
 
 # psutil's start times are rounded to clock ticks; a reused pid starts much later than this.
 START_TIME_TOLERANCE_SECONDS = 1.0

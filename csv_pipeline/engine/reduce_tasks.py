@@ -19,7 +19,7 @@ from csv_pipeline.engine.rules import OUTPUT_HEADER
 from csv_pipeline.engine.totals import RenderedBucket, sum_sort_render
 
 PREVIEW_ROWS = 10
-TOP_SONGS = 10
+MOST_PLAYED = 10  # songs in a manifest's top songs
 
 
 @dataclass(frozen=True)
@@ -67,9 +67,9 @@ def reduce_bucket(
 
 
 def _top_songs(rendered: RenderedBucket) -> tuple[tuple[str, int], ...]:
-    """The bucket's ``TOP_SONGS`` most played songs. A song lives in one bucket only, so the
+    """The bucket's ``MOST_PLAYED`` most played songs. A song lives in one bucket only, so the
     file's top songs are the top of all buckets' tops."""
-    count = min(TOP_SONGS, len(rendered.song_totals))
+    count = min(MOST_PLAYED, len(rendered.song_totals))
     if not count:
         return ()
     top = np.argpartition(-rendered.song_totals, count - 1)[:count]
@@ -80,8 +80,8 @@ def _top_songs(rendered: RenderedBucket) -> tuple[tuple[str, int], ...]:
 
 
 def most_played(songs: Iterable[tuple[str, int]]) -> tuple[tuple[str, int], ...]:
-    """The ``TOP_SONGS`` most played, ties by song name so the result does not depend on buckets."""
-    return tuple(sorted(songs, key=lambda song: (-song[1], song[0]))[:TOP_SONGS])
+    """The ``MOST_PLAYED`` most played, ties by song name so the result does not depend on buckets."""
+    return tuple(sorted(songs, key=lambda song: (-song[1], song[0]))[:MOST_PLAYED])
 
 
 def _cut_pieces(offsets: np.ndarray, song_starts: np.ndarray, max_shard_bytes: int) -> tuple[Piece, ...]:

@@ -30,13 +30,14 @@ from distributed import Client
 
 from csv_pipeline import engine
 from csv_pipeline.engine import storage
+from csv_pipeline.engine.reduce_tasks import MOST_PLAYED
 from csv_pipeline.engine.rules import MAX_INT64, OUTPUT_COLUMNS
 from csv_pipeline.defs.assets.top_songs import top_songs_table
 from csv_pipeline.defs.partitions import inbox_files
 from csv_pipeline.defs.resources.dask_client import DaskClient
 from csv_pipeline.defs.resources.play_files import PlayFiles
+from csv_pipeline.labels import PLAYS_IN, ROWS_IN, TOP_SONGS
 
-TOP_SONGS = 10
 READ_BLOCK_BYTES = 16 << 20
 ACCOUNTED_FOR = "every_input_row_accounted_for"
 SORTED_AND_BOUNDED = "shards_sorted_and_within_size_limit"
@@ -88,7 +89,7 @@ def read_shard(uri: str) -> ShardReading:
                     if last_song == first_song:
                         first_total = last_total
                     heapq.heappush(top, (last_total, last_song))
-                    if len(top) > TOP_SONGS:
+                    if len(top) > MOST_PLAYED:
                         heapq.heappop(top)
                 first_song = first_song if first_song is not None else song
                 last_song, last_total = song, total
@@ -133,7 +134,7 @@ def top_songs(readings: list[ShardReading]) -> tuple[tuple[str, int], ...]:
     for reading in readings:
         totals.update(reading.song_totals)
     ranked = sorted(((song, min(plays, MAX_INT64)) for song, plays in totals.items()), key=lambda item: (-item[1], item[0]))
-    return tuple(ranked[:TOP_SONGS])
+    return tuple(ranked[:MOST_PLAYED])
 
 
 def accounted_for(manifest: engine.Manifest, readings: list[ShardReading]) -> AssetCheckResult:
@@ -156,12 +157,12 @@ def accounted_for(manifest: engine.Manifest, readings: list[ShardReading]) -> As
         severity=AssetCheckSeverity.ERROR,
         description="; ".join(problems) or None,
         metadata={
-            "rows_in": manifest.rows_in,
+            ROWS_IN: manifest.rows_in,
             "rows_out (manifest)": manifest.rows_out,
             "rows_out (read back)": rows_read,
-            "plays_in": manifest.plays_in,
+            PLAYS_IN: manifest.plays_in,
             "plays_out (read back)": plays_out,
-            "top_songs (read back)": top_songs_table(top_read),
+            f"{TOP_SONGS} (read back)": top_songs_table(top_read),
         },
     )
 

@@ -42,7 +42,7 @@ from csv_pipeline.defs.assets.top_songs import top_songs_table
 from csv_pipeline.defs.partitions import inbox_files
 from csv_pipeline.defs.resources.dask_client import DaskClient
 from csv_pipeline.defs.resources.play_files import PlayFiles
-from csv_pipeline.defs.tags import ERROR_TAG, MANIFEST_TAG
+from csv_pipeline.labels import ERROR_TAG, MANIFEST_TAG, OUTPUT_FILES, PLAYS_IN, ROWS_IN, ROWS_OUT, TOP_SONGS
 
 SHARDS_SCHEMA = TableSchema(
     columns=[TableColumn("uri", "string"), TableColumn("rows", "int"), TableColumn("bytes", "int")]
@@ -261,13 +261,13 @@ def _materialization_metadata(context: OpExecutionContext, manifest: engine.Mani
         for shard in manifest.shards[:SHARD_PATHS_SHOWN]
     }
     return {
-        "rows_in": manifest.rows_in,
-        "rows_out": manifest.rows_out,
+        ROWS_IN: manifest.rows_in,
+        ROWS_OUT: manifest.rows_out,
         "dagster/row_count": manifest.rows_out,
-        "plays_in": manifest.plays_in,
+        PLAYS_IN: manifest.plays_in,
         "first_date": first_date,
         "last_date": last_date,
-        "top_songs": top_songs_table(manifest.top_songs),
+        TOP_SONGS: top_songs_table(manifest.top_songs),
         "preview": MetadataValue.table(
             [
                 TableRecord(
@@ -288,5 +288,5 @@ def _materialization_metadata(context: OpExecutionContext, manifest: engine.Mani
             [TableRecord({"uri": s.uri, "rows": s.rows, "bytes": s.bytes}) for s in manifest.shards],
             schema=SHARDS_SCHEMA,
         ),
-        "output_files": MetadataValue.json(manifest.output_files),
+        OUTPUT_FILES: MetadataValue.json(manifest.output_files),
     }

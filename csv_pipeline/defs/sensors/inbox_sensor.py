@@ -17,7 +17,7 @@ from csv_pipeline.inbox import InboxFile, list_inbox, shown
 from csv_pipeline.defs.jobs import process_inbox_file
 from csv_pipeline.defs.partitions import inbox_files
 from csv_pipeline.defs.resources.play_files import PlayFiles
-from csv_pipeline.defs.tags import FILE_TAG, VERSION_TAG
+from csv_pipeline.labels import FILE_TAG, VERSION_TAG
 
 POLL_SECONDS = 5
 SKIPPED = ""  # the cursor's value for a skipped entry: reported once while it stays in the inbox

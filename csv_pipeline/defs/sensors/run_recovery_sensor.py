@@ -26,7 +26,7 @@ from csv_pipeline.engine.storage import filesystem, join, remove_tree
 from csv_pipeline.defs.jobs import process_inbox_file
 from csv_pipeline.defs.resources.play_files import PlayFiles
 from csv_pipeline.defs.run_launcher import ProcessIdentity
-from csv_pipeline.defs.tags import LAUNCHED_BY_TAG
+from csv_pipeline.labels import LAUNCHED_BY_TAG
 
 INTERVAL_SECONDS = 10
 # A launch that reached the code server has its worker running (STARTED) within seconds.
