@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -42,10 +43,38 @@ inline uint64_t load8(const uint8_t* p) {
     return word;
 }
 
-// A bytes object that a loop fills without the GIL.
-PyObject* new_bytes(Py_ssize_t size) { return PyBytes_FromStringAndSize(nullptr, size); }
-template <typename T>
-T* bytes_data(PyObject* bytes) { return reinterpret_cast<T*>(PyBytes_AS_STRING(bytes)); }
+// A reference the function owns, dropped when it goes out of scope unless ``release``
+// hands it on (to Py_BuildValue's "N", which takes it even when building fails).
+class OwnedRef {
+public:
+    OwnedRef() = default;
+    explicit OwnedRef(PyObject* object) : object_(object) {}
+    OwnedRef(const OwnedRef&) = delete;
+    OwnedRef& operator=(const OwnedRef&) = delete;
+    ~OwnedRef() { Py_XDECREF(object_); }
+    explicit operator bool() const { return object_ != nullptr; }
+    PyObject* get() const { return object_; }
+    PyObject* release() { return std::exchange(object_, nullptr); }
+
+protected:
+    PyObject* object_ = nullptr;
+};
+
+// A new bytes object that a loop fills without the GIL, then shrinks to what it wrote.
+class OutBytes : public OwnedRef {
+public:
+    bool allocate(Py_ssize_t size) {
+        Py_XDECREF(object_);
+        object_ = PyBytes_FromStringAndSize(nullptr, size);
+        return object_ != nullptr;
+    }
+    template <typename T>
+    T* data() const { return reinterpret_cast<T*>(PyBytes_AS_STRING(object_)); }
+    // The private _PyBytes_Resize because the C API has no public way to shorten a bytes
+    // object in place: PyBytes_FromStringAndSize would copy the whole block. The object is
+    // new (one reference), which is what it requires; on failure it drops the object.
+    bool shrink(Py_ssize_t size) { return _PyBytes_Resize(&object_, size) == 0; }
+};
 
 // ---------------------------------------------------------------- dates
 
@@ -138,6 +167,23 @@ struct PlainRows {
     Py_ssize_t song_bytes = 0;
 };
 
+// The columns of PlainRows as new bytes: allocated for at most ``max_rows`` rows and
+// ``max_song_bytes`` bytes of songs, then shrunk to the rows a loop filled.
+struct OutRows {
+    OutBytes offsets, songs, days, plays;
+    bool allocate(Py_ssize_t max_rows, Py_ssize_t max_song_bytes) {
+        return offsets.allocate((max_rows + 1) * 4) && songs.allocate(max_song_bytes) && days.allocate(max_rows * 4) &&
+               plays.allocate(max_rows * 8);
+    }
+    PlainRows to_fill() const {
+        return {offsets.data<int32_t>(), songs.data<uint8_t>(), days.data<int32_t>(), plays.data<int64_t>()};
+    }
+    bool shrink(const PlainRows& filled) {
+        return offsets.shrink((filled.rows + 1) * 4) && songs.shrink(filled.song_bytes) && days.shrink(filled.rows * 4) &&
+               plays.shrink(filled.rows * 8);
+    }
+};
+
 bool parse_plain_rows(const uint8_t* p, const uint8_t* end, PlainRows& out) {
     out.offsets[0] = 0;
     while (p < end) {
@@ -187,30 +233,17 @@ PyObject* parse_plain(PyObject*, PyObject* args) {
     for (const uint8_t* p = begin; (p = static_cast<const uint8_t*>(std::memchr(p, '\n', end - p))); ++p)
         ++max_rows;
     Py_END_ALLOW_THREADS
-    PyObject* offsets = new_bytes((max_rows + 1) * 4);
-    PyObject* songs = new_bytes(data.view.len);
-    PyObject* days = new_bytes(max_rows * 4);
-    PyObject* plays = new_bytes(max_rows * 8);
-    if (!offsets || !songs || !days || !plays) {
-        Py_XDECREF(offsets), Py_XDECREF(songs), Py_XDECREF(days), Py_XDECREF(plays);
-        return nullptr;
-    }
-    PlainRows rows{bytes_data<int32_t>(offsets), bytes_data<uint8_t>(songs), bytes_data<int32_t>(days),
-                   bytes_data<int64_t>(plays)};
+    OutRows out;
+    if (!out.allocate(max_rows, data.view.len)) return nullptr;
+    PlainRows rows = out.to_fill();
     bool plain;
     Py_BEGIN_ALLOW_THREADS
     plain = parse_plain_rows(begin, end, rows);
     Py_END_ALLOW_THREADS
-    if (!plain) {
-        Py_DECREF(offsets), Py_DECREF(songs), Py_DECREF(days), Py_DECREF(plays);
-        Py_RETURN_NONE;
-    }
-    if (_PyBytes_Resize(&offsets, (rows.rows + 1) * 4) || _PyBytes_Resize(&songs, rows.song_bytes) ||
-        _PyBytes_Resize(&days, rows.rows * 4) || _PyBytes_Resize(&plays, rows.rows * 8)) {
-        Py_XDECREF(offsets), Py_XDECREF(songs), Py_XDECREF(days), Py_XDECREF(plays);
-        return nullptr;
-    }
-    return Py_BuildValue("nnNNNN", max_rows - 1, rows.rows, offsets, songs, days, plays);
+    if (!plain) Py_RETURN_NONE;
+    if (!out.shrink(rows)) return nullptr;
+    return Py_BuildValue("nnNNNN", max_rows - 1, rows.rows, out.offsets.release(), out.songs.release(),
+                         out.days.release(), out.plays.release());
 }
 
 // ---------------------------------------------------------------- parse_rows
@@ -429,36 +462,23 @@ PyObject* parse_rows(PyObject*, PyObject* args) {
     newlines = count_newlines(begin, end);
     Py_END_ALLOW_THREADS
     const Py_ssize_t max_rows = newlines + 1;
-    PyObject* offsets = new_bytes((max_rows + 1) * 4);
-    PyObject* songs = new_bytes(data.view.len);
-    PyObject* days = new_bytes(max_rows * 4);
-    PyObject* plays = new_bytes(max_rows * 8);
-    PyObject* lines = want_lines ? new_bytes(max_rows * 8) : (Py_INCREF(Py_None), Py_None);
-    if (!offsets || !songs || !days || !plays || !lines) {
-        Py_XDECREF(offsets), Py_XDECREF(songs), Py_XDECREF(days), Py_XDECREF(plays), Py_XDECREF(lines);
-        return nullptr;
-    }
-    PlainRows rows{bytes_data<int32_t>(offsets), bytes_data<uint8_t>(songs), bytes_data<int32_t>(days),
-                   bytes_data<int64_t>(plays)};
+    OutRows out;
+    OutBytes lines;
+    if (!out.allocate(max_rows, data.view.len) || (want_lines && !lines.allocate(max_rows * 8))) return nullptr;
+    PlainRows rows = out.to_fill();
+    int64_t* row_lines = want_lines ? lines.data<int64_t>() : nullptr;
     RowProblem bad;
     bool valid;
     Py_ssize_t bad_line = 0;
     Py_BEGIN_ALLOW_THREADS
-    valid = parse_any_rows(begin, end, rows, want_lines ? bytes_data<int64_t>(lines) : nullptr, bad);
+    valid = parse_any_rows(begin, end, rows, row_lines, bad);
     if (!valid) bad_line = count_newlines(begin, bad.record);
     Py_END_ALLOW_THREADS
-    if (!valid) {
-        Py_DECREF(offsets), Py_DECREF(songs), Py_DECREF(days), Py_DECREF(plays), Py_DECREF(lines);
-        PyObject* problem = problem_tuple(bad, bad_line);
-        return problem ? Py_BuildValue("nOON", newlines, Py_None, Py_None, problem) : nullptr;
-    }
-    if (_PyBytes_Resize(&offsets, (rows.rows + 1) * 4) || _PyBytes_Resize(&songs, rows.song_bytes) ||
-        _PyBytes_Resize(&days, rows.rows * 4) || _PyBytes_Resize(&plays, rows.rows * 8) ||
-        (want_lines && _PyBytes_Resize(&lines, rows.rows * 8))) {
-        Py_XDECREF(offsets), Py_XDECREF(songs), Py_XDECREF(days), Py_XDECREF(plays), Py_XDECREF(lines);
-        return nullptr;
-    }
-    return Py_BuildValue("n(nNNNN)NO", newlines, rows.rows, offsets, songs, days, plays, lines, Py_None);
+    if (!valid) return Py_BuildValue("nOON", newlines, Py_None, Py_None, problem_tuple(bad, bad_line));
+    if (!out.shrink(rows) || (want_lines && !lines.shrink(rows.rows * 8))) return nullptr;
+    return Py_BuildValue("n(nNNNN)NO", newlines, rows.rows, out.offsets.release(), out.songs.release(),
+                         out.days.release(), out.plays.release(), want_lines ? lines.release() : Py_NewRef(Py_None),
+                         Py_None);
 }
 
 // The first non-blank record of ``data``: (start, end past its line end, [fields]) or
@@ -482,17 +502,18 @@ PyObject* first_record(PyObject*, PyObject* args) {
                                  : bad.problem == kUnclosedQuote || (bad.problem == kBareCarriageReturn && bad.at + 1 == end);
     if (!complete && may_go_on) Py_RETURN_NONE;
     if (!after) return Py_BuildValue("nON", static_cast<Py_ssize_t>(start - begin), Py_None, problem_tuple(bad, 0));
-    PyObject* fields = PyList_New(static_cast<Py_ssize_t>(bounds.size()));
+    OwnedRef fields(PyList_New(static_cast<Py_ssize_t>(bounds.size())));
     if (!fields) return nullptr;
     size_t from = 0;
     for (size_t i = 0; i < bounds.size(); ++i) {
         PyObject* field = PyBytes_FromStringAndSize(reinterpret_cast<const char*>(text.data() + from),
                                                     static_cast<Py_ssize_t>(bounds[i] - from));
-        if (!field) return Py_DECREF(fields), nullptr;
-        PyList_SET_ITEM(fields, static_cast<Py_ssize_t>(i), field);
+        if (!field) return nullptr;
+        PyList_SET_ITEM(fields.get(), static_cast<Py_ssize_t>(i), field);
         from = bounds[i];
     }
-    return Py_BuildValue("nnN", static_cast<Py_ssize_t>(start - begin), static_cast<Py_ssize_t>(after - begin), fields);
+    return Py_BuildValue("nnN", static_cast<Py_ssize_t>(start - begin), static_cast<Py_ssize_t>(after - begin),
+                         fields.release());
 }
 
 // ---------------------------------------------------------------- hashing, partitioning
@@ -555,13 +576,13 @@ PyObject* hash_strings(PyObject*, PyObject* args) {
     if (!PyArg_ParseTuple(args, "OO", &offsets_object, &data_object)) return nullptr;
     Strings strings;
     if (!strings.get(offsets_object, data_object)) return nullptr;
-    PyObject* hashes = new_bytes(strings.count * 8);
-    if (!hashes) return nullptr;
-    auto* out = bytes_data<uint64_t>(hashes);
+    OutBytes hashes;
+    if (!hashes.allocate(strings.count * 8)) return nullptr;
+    auto* out = hashes.data<uint64_t>();
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t i = 0; i < strings.count; ++i) out[i] = hash_bytes(strings.at(i), strings.length(i));
     Py_END_ALLOW_THREADS
-    return hashes;
+    return hashes.release();
 }
 
 // Rows grouped by bucket (hash modulo buckets), input order kept within a bucket.
@@ -594,22 +615,15 @@ PyObject* partition(PyObject*, PyObject* args) {
         byte_start[b + 1] += byte_start[b];
     }
     Py_END_ALLOW_THREADS
-    PyObject* out_offsets = new_bytes((n + 1) * 4);
-    PyObject* out_songs = new_bytes(byte_start[buckets]);
-    PyObject* out_days = new_bytes(n * 4);
-    PyObject* out_plays = new_bytes(n * 8);
-    PyObject* out_buckets = new_bytes((buckets + 1) * 8);
-    if (!out_offsets || !out_songs || !out_days || !out_plays || !out_buckets) {
-        Py_XDECREF(out_offsets), Py_XDECREF(out_songs), Py_XDECREF(out_days), Py_XDECREF(out_plays),
-            Py_XDECREF(out_buckets);
-        return nullptr;
-    }
+    OutRows out;
+    OutBytes out_buckets;
+    if (!out.allocate(n, byte_start[buckets]) || !out_buckets.allocate((buckets + 1) * 8)) return nullptr;
     Py_BEGIN_ALLOW_THREADS
-    std::memcpy(bytes_data<int64_t>(out_buckets), row_start.data(), (buckets + 1) * 8);
-    auto* offsets = bytes_data<int32_t>(out_offsets);
-    auto* data = bytes_data<uint8_t>(out_songs);
-    auto* day_out = bytes_data<int32_t>(out_days);
-    auto* plays_out = bytes_data<int64_t>(out_plays);
+    std::memcpy(out_buckets.data<int64_t>(), row_start.data(), (buckets + 1) * 8);
+    auto* offsets = out.offsets.data<int32_t>();
+    auto* data = out.songs.data<uint8_t>();
+    auto* day_out = out.days.data<int32_t>();
+    auto* plays_out = out.plays.data<int64_t>();
     const auto* day_in = days.as<int32_t>();
     const auto* plays_in = plays.as<int64_t>();
     std::vector<int64_t> next_row(row_start.begin(), row_start.end() - 1);
@@ -626,7 +640,8 @@ PyObject* partition(PyObject*, PyObject* args) {
     }
     offsets[n] = static_cast<int32_t>(byte_start[buckets]);
     Py_END_ALLOW_THREADS
-    return Py_BuildValue("NNNNN", out_offsets, out_songs, out_days, out_plays, out_buckets);
+    return Py_BuildValue("NNNNN", out.offsets.release(), out.songs.release(), out.days.release(), out.plays.release(),
+                         out_buckets.release());
 }
 
 // ---------------------------------------------------------------- sum_sort_render
@@ -1007,32 +1022,26 @@ PyObject* sum_sort_render(PyObject*, PyObject* args) {
     // for render's fixed-size stores.
     const Py_ssize_t song_bytes = strings.count ? strings.offsets[strings.count] - strings.offsets[0] : 0;
     const auto line_rest = static_cast<Py_ssize_t>(2 + 1 + kDateLength + 1 + kMaxDecimalLength + 1);
-    PyObject* body = new_bytes(2 * song_bytes + strings.count * line_rest + 32);
-    PyObject* line_offsets = new_bytes((strings.count + 1) * 8);
-    PyObject* song_starts = new_bytes(static_cast<Py_ssize_t>(totals.songs.songs.size()) * 8);
-    PyObject* song_totals = new_bytes(static_cast<Py_ssize_t>(totals.songs.songs.size()) * 8);
-    if (!body || !line_offsets || !song_starts || !song_totals) {
-        Py_XDECREF(body), Py_XDECREF(line_offsets), Py_XDECREF(song_starts), Py_XDECREF(song_totals);
+    const auto song_count = static_cast<Py_ssize_t>(totals.songs.songs.size());
+    OutBytes body, line_offsets, song_starts, song_totals;
+    if (!body.allocate(2 * song_bytes + strings.count * line_rest + 32) || !line_offsets.allocate((strings.count + 1) * 8) ||
+        !song_starts.allocate(song_count * 8) || !song_totals.allocate(song_count * 8))
         return nullptr;
-    }
     Py_BEGIN_ALLOW_THREADS
-    totals.render(PyBytes_AS_STRING(body), bytes_data<int64_t>(line_offsets), bytes_data<int64_t>(song_starts),
-                  bytes_data<int64_t>(song_totals));
+    totals.render(body.data<char>(), line_offsets.data<int64_t>(), song_starts.data<int64_t>(), song_totals.data<int64_t>());
     Py_END_ALLOW_THREADS
     if (totals.overflow) {
-        Py_DECREF(body), Py_DECREF(line_offsets), Py_DECREF(song_starts), Py_DECREF(song_totals);
         size_t length;
         const uint8_t* song = totals.song_bytes(totals.overflowing_key, length);
-        PyErr_SetObject(PyExc_OverflowError, Py_BuildValue("(y#i)", song, static_cast<Py_ssize_t>(length),
-                                                           totals.day(totals.overflowing_key)));
+        const OwnedRef song_and_day(
+            Py_BuildValue("(y#i)", song, static_cast<Py_ssize_t>(length), totals.day(totals.overflowing_key)));
+        if (song_and_day) PyErr_SetObject(PyExc_OverflowError, song_and_day.get());
         return nullptr;
     }
-    if (_PyBytes_Resize(&body, static_cast<Py_ssize_t>(totals.body_length)) ||
-        _PyBytes_Resize(&line_offsets, static_cast<Py_ssize_t>(totals.lines + 1) * 8)) {
-        Py_XDECREF(body), Py_XDECREF(line_offsets), Py_DECREF(song_starts), Py_DECREF(song_totals);
+    if (!body.shrink(static_cast<Py_ssize_t>(totals.body_length)) ||
+        !line_offsets.shrink(static_cast<Py_ssize_t>(totals.lines + 1) * 8))
         return nullptr;
-    }
-    return Py_BuildValue("NNNN", body, line_offsets, song_starts, song_totals);
+    return Py_BuildValue("NNNN", body.release(), line_offsets.release(), song_starts.release(), song_totals.release());
 }
 
 // The rows of a block summed per (song, day), with each row's song hash; None when a total
@@ -1052,21 +1061,15 @@ PyObject* combine(PyObject*, PyObject* args) {
     Py_END_ALLOW_THREADS
     if (!fits || song_bytes > INT32_MAX) Py_RETURN_NONE;
     const auto count = static_cast<Py_ssize_t>(groups);
-    PyObject* out_offsets = new_bytes((count + 1) * 4);
-    PyObject* out_songs = new_bytes(static_cast<Py_ssize_t>(song_bytes));
-    PyObject* out_days = new_bytes(count * 4);
-    PyObject* out_totals = new_bytes(count * 8);
-    PyObject* out_hashes = new_bytes(count * 8);
-    if (!out_offsets || !out_songs || !out_days || !out_totals || !out_hashes) {
-        Py_XDECREF(out_offsets), Py_XDECREF(out_songs), Py_XDECREF(out_days), Py_XDECREF(out_totals),
-            Py_XDECREF(out_hashes);
-        return nullptr;
-    }
+    OutRows out;  // plays: each group's total
+    OutBytes out_hashes;
+    if (!out.allocate(count, static_cast<Py_ssize_t>(song_bytes)) || !out_hashes.allocate(count * 8)) return nullptr;
     Py_BEGIN_ALLOW_THREADS
-    totals.emit_groups(bytes_data<int32_t>(out_offsets), bytes_data<uint8_t>(out_songs), bytes_data<int32_t>(out_days),
-                       bytes_data<int64_t>(out_totals), bytes_data<uint64_t>(out_hashes));
+    totals.emit_groups(out.offsets.data<int32_t>(), out.songs.data<uint8_t>(), out.days.data<int32_t>(),
+                       out.plays.data<int64_t>(), out_hashes.data<uint64_t>());
     Py_END_ALLOW_THREADS
-    return Py_BuildValue("nNNNNN", count, out_offsets, out_songs, out_days, out_totals, out_hashes);
+    return Py_BuildValue("nNNNNN", count, out.offsets.release(), out.songs.release(), out.days.release(),
+                         out.plays.release(), out_hashes.release());
 }
 
 PyMethodDef methods[] = {
