@@ -10,7 +10,13 @@ kernels = Extension(
     language="c++",
     # Warnings on; CI sets CSV_PIPELINE_WERROR so that none lands, without failing a user's
     # install on a newer compiler's new warnings.
-    extra_compile_args=["-std=c++17", "-O3", "-Wall", "-Wextra", *(["-Werror"] if os.environ.get("CSV_PIPELINE_WERROR") else [])],
+    extra_compile_args=[
+        "-std=c++17",
+        "-O3",
+        "-Wall",
+        "-Wextra",
+        *(["-Werror"] if os.environ.get("CSV_PIPELINE_WERROR") else []),
+    ],
 )
 
 setup(
@@ -53,6 +59,8 @@ setup(
             # The second, independent reader of the play history in the tests.
             "polars==2.1.0",
             "hypothesis==6.170.17",
+            # scripts/lint: lint rules and formatting (pyproject.toml)
+            "ruff==0.17.6",
         ],
         "bench": [
             "polars==2.1.0",

@@ -32,7 +32,9 @@ def timed_runs(command: list[str], env: dict[str, str], cwd: str, repeat: int) -
     seconds = []
     for _ in range(repeat):
         started = time.perf_counter()
-        done = subprocess.run(command, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+        done = subprocess.run(
+            command, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False
+        )
         seconds.append(time.perf_counter() - started)
     return seconds, done.returncode
 
@@ -43,7 +45,11 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     module, function = args.entry.split(":")
-    launcher = [sys.executable, "-c", f"import sys; sys.argv[0] = 'csv-pipeline'; from {module} import {function}; sys.exit({function}())"]
+    launcher = [
+        sys.executable,
+        "-c",
+        f"import sys; sys.argv[0] = 'csv-pipeline'; from {module} import {function}; sys.exit({function}())",
+    ]
     with tempfile.TemporaryDirectory() as folder:
         env = {
             **os.environ,
@@ -57,7 +63,10 @@ def main() -> int:
         print("| --- | --- | --- | --- | --- | --- |")
         for name, arguments in commands.items():
             seconds, code = timed_runs(launcher + arguments, env, folder, args.repeat)
-            print(f"| `{name}` | {statistics.median(seconds):.3f} | {min(seconds):.3f} | {max(seconds):.3f} | {len(seconds)} | {code} |")
+            print(
+                f"| `{name}` | {statistics.median(seconds):.3f} | {min(seconds):.3f} | {max(seconds):.3f} "
+                f"| {len(seconds)} | {code} |"
+            )
     return 0
 
 

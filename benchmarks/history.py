@@ -94,36 +94,84 @@ def report(step: str, wall: float, peak: float | None, note: str) -> None:
 def measure(data: Path, size: str, files: int, report: Callable[[str, float, float | None, str], None]) -> None:
     demo = data / "demo.csv"
     if not demo.exists():
-        subprocess.run([str(BIN / "csv-pipeline"), "demo-file", "--total-size", size, "--file-name", str(demo), "--no-progress", "--seed", "1"], check=True)
+        subprocess.run(
+            [
+                str(BIN / "csv-pipeline"),
+                "demo-file",
+                "--total-size",
+                size,
+                "--file-name",
+                str(demo),
+                "--no-progress",
+                "--seed",
+                "1",
+            ],
+            check=True,
+        )
     env = {**os.environ, "DAGSTER_HOME": str(data / "dagster_home"), "CSV_PIPELINE_HISTORY": str(data / "own_history")}
-    wall, peak, done = run_measured([str(BIN / "csv-pipeline"), "process", str(demo), "--output", str(data / "out")], env)
+    wall, peak, done = run_measured(
+        [str(BIN / "csv-pipeline"), "process", str(demo), "--output", str(data / "out")], env
+    )
     if done.returncode != 0:
         raise SystemExit(f"csv-pipeline process failed: {done.stderr}")
     result = json.loads(done.stdout)
-    report("`csv-pipeline process` of the file (its own run, history load included)", wall, peak, f"{result['rows_out']:,} rows out")
+    report(
+        "`csv-pipeline process` of the file (its own run, history load included)",
+        wall,
+        peak,
+        f"{result['rows_out']:,} rows out",
+    )
 
     shards = result["output_files"]
     url = str(data / "history")
-    loads = [timed(lambda key=f"file-{index:02d}.csv": history.replace_file(url, key, "bench", shards))[0] for index in range(files)]
-    report(f"load the shards under {files} keys, each (mean)", sum(loads) / len(loads), None, f"min {min(loads):.2f}, max {max(loads):.2f}")
+    loads = [
+        timed(lambda key=f"file-{index:02d}.csv": history.replace_file(url, key, "bench", shards))[0]
+        for index in range(files)
+    ]
+    report(
+        f"load the shards under {files} keys, each (mean)",
+        sum(loads) / len(loads),
+        None,
+        f"min {min(loads):.2f}, max {max(loads):.2f}",
+    )
     add, loaded = timed(lambda: history.replace_file(url, f"file-{files:02d}.csv", "bench", shards))
     report(f"add the file's result to a history of {files} files", add, None, f"table version {loaded.version}")
     again, _ = timed(lambda: history.replace_file(url, f"file-{files:02d}.csv", "bench-2", shards))
     report("replace that file's contribution (same key again)", again, None, "")
     log_time, contents = timed(lambda: history.contents(url))
-    report("the run's metadata from the log (files, rows, dates)", log_time, None, f"{contents.files} files, {contents.rows:,} rows")
+    report(
+        "the run's metadata from the log (files, rows, dates)",
+        log_time,
+        None,
+        f"{contents.files} files, {contents.rows:,} rows",
+    )
 
     with open(shards[len(shards) // 2], newline="") as shard:
         song = list(itertools.islice(csv.reader(shard), 1, 2))[0][0]  # the first song of a shard
     query_env = {**os.environ, "CSV_PIPELINE_HISTORY": url}
     wall, peak, done = run_measured([str(BIN / "csv-pipeline"), "history", "--song", song], query_env)
-    report(f"`csv-pipeline history --song {song!r}`", wall, peak, f"{done.stdout.count(chr(10)) - 1} rows printed, exit {done.returncode}")
-    wall, peak, done = run_measured([str(BIN / "csv-pipeline"), "history", "--song", song, "--from", "2020-01-01", "--until", "2020-01-31"], query_env)
-    report("... with `--from 2020-01-01 --until 2020-01-31`", wall, peak, f"{done.stdout.count(chr(10)) - 1} rows printed")
+    report(
+        f"`csv-pipeline history --song {song!r}`",
+        wall,
+        peak,
+        f"{done.stdout.count(chr(10)) - 1} rows printed, exit {done.returncode}",
+    )
+    wall, peak, done = run_measured(
+        [str(BIN / "csv-pipeline"), "history", "--song", song, "--from", "2020-01-01", "--until", "2020-01-31"],
+        query_env,
+    )
+    report(
+        "... with `--from 2020-01-01 --until 2020-01-31`", wall, peak, f"{done.stdout.count(chr(10)) - 1} rows printed"
+    )
     maintain, metrics = timed(lambda: history.maintain(url))
     report("maintenance (compact, checkpoint, vacuum)", maintain, None, json.dumps(metrics))
     scan_time, totals = timed(lambda: history.scan_totals(url))
-    report("nightly scan: distinct songs, plays per month", scan_time, None, f"{totals.distinct_songs:,} songs, {len(totals.plays_per_month)} months")
+    report(
+        "nightly scan: distinct songs, plays per month",
+        scan_time,
+        None,
+        f"{totals.distinct_songs:,} songs, {len(totals.plays_per_month)} months",
+    )
 
 
 if __name__ == "__main__":

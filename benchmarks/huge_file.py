@@ -22,8 +22,8 @@ from pathlib import Path
 from distributed import Client, LocalCluster
 from run import InputFile, make_input
 
-from csv_pipeline.engine import aggregate, inspect_file, write_shards
 from csv_pipeline.demo_data import parse_size
+from csv_pipeline.engine import aggregate, inspect_file, write_shards
 from csv_pipeline.engine.plan import plan_shuffle
 from csv_pipeline.engine.sizes import BLOCK_BYTES, BUCKET_BYTES, MAX_SHUFFLE_PIECES
 
@@ -33,7 +33,8 @@ NO_LIMIT = sys.maxsize
 
 def planning_table(sizes: list[str]) -> str:
     lines = [
-        "| file | blocks | buckets | pieces before | offsets before | blocks / map task | map tasks | pieces after | offsets after |",
+        "| file | blocks | buckets | pieces before | offsets before | blocks / map task | map tasks "
+        "| pieces after | offsets after |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for size in sizes:
@@ -69,10 +70,19 @@ def timed_run(client: Client, source: Path, work: Path, max_pieces: int) -> tupl
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", default=",".join(SIZES), type=lambda text: text.split(","), help="planned sizes (default %(default)s)")
+    parser.add_argument(
+        "--sizes",
+        default=",".join(SIZES),
+        type=lambda text: text.split(","),
+        help="planned sizes (default %(default)s)",
+    )
     parser.add_argument("--run", help="also process a demo file of this size, e.g. 2GB")
-    parser.add_argument("--max-pieces", type=int, default=600, help="piece limit of the grouped run (default %(default)s)")
-    parser.add_argument("--data-dir", default="/tmp/csv_pipeline_bench", help="inputs and outputs (default %(default)s)")
+    parser.add_argument(
+        "--max-pieces", type=int, default=600, help="piece limit of the grouped run (default %(default)s)"
+    )
+    parser.add_argument(
+        "--data-dir", default="/tmp/csv_pipeline_bench", help="inputs and outputs (default %(default)s)"
+    )
     args = parser.parse_args()
     print(f"block {BLOCK_BYTES >> 20} MiB, bucket {BUCKET_BYTES >> 20} MiB, piece limit {MAX_SHUFFLE_PIECES:,}\n")
     print(planning_table(args.sizes))
@@ -85,7 +95,10 @@ def main() -> None:
     make_input(source, shutil.which("csv-pipeline", path=str(Path(sys.executable).parent)), inputs_dir)
     print(f"\n| run on {source.label} | plan | wall s |\n| --- | --- | ---: |")
     digests = set()
-    with LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None) as cluster, Client(cluster) as client:
+    with (
+        LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):
         for name, max_pieces in (("one block per map task", NO_LIMIT), ("grouped blocks", args.max_pieces)):
             plan = plan_shuffle(source.path.stat().st_size, BLOCK_BYTES, BUCKET_BYTES, max_pieces)
             wall, digest = timed_run(client, source.path, data_dir / "huge_file_out", max_pieces)

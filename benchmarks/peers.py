@@ -57,7 +57,9 @@ def dask_seed_totals(source: Path, out_dir: Path) -> None:
 def pandas_chunks_totals(source: Path, out_dir: Path) -> None:
     import pandas as pd
 
-    parts = [chunk.groupby(["Song", "Date"])["Number of Plays"].sum() for chunk in pd.read_csv(source, chunksize=5_000_000)]
+    parts = [
+        chunk.groupby(["Song", "Date"])["Number of Plays"].sum() for chunk in pd.read_csv(source, chunksize=5_000_000)
+    ]
     pd.concat(parts).groupby(level=[0, 1]).sum().rename(TOTAL).to_csv(out_dir / "pandas.csv")
 
 

@@ -148,8 +148,12 @@ def main() -> int:
     results = []
     for input_file in files:
         rows_in = count_rows(input_file.path)  # also warms the page cache for every engine alike
-        print(f"\n{input_file.label}: {input_file.path} ({input_file.path.stat().st_size / 1e9:.2f} GB, "
-              f"{rows_in:,} rows)", file=sys.stderr, flush=True)
+        print(
+            f"\n{input_file.label}: {input_file.path} ({input_file.path.stat().st_size / 1e9:.2f} GB, "
+            f"{rows_in:,} rows)",
+            file=sys.stderr,
+            flush=True,
+        )
         for engine in engines_for(input_file, args.engines):
             for _ in range(args.repeat):
                 command = engine_command(engine, input_file.path, out_root / engine, csv_pipeline, args.peers)
@@ -167,15 +171,29 @@ def main() -> int:
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data-dir", default="/tmp/csv_pipeline_bench",
-                        help="where inputs, outputs, logs and the Dagster instance live (default %(default)s)")
-    parser.add_argument("--sizes", default="1GB", type=lambda text: text.split(","),
-                        help="comma-separated sizes of the demo and low files, e.g. 1GB,10GB (default %(default)s)")
-    parser.add_argument("--files", default="tiny,demo,low", type=lambda text: text.split(","),
-                        help="which files: tiny, demo, low (default %(default)s)")
-    parser.add_argument("--engines", type=lambda text: text.split(","),
-                        help=f"comma-separated, from {', '.join((OURS, *PEERS))} "
-                             f"(default {','.join(DEFAULT_ENGINES)}; dask_seed only on files up to 2 GB)")
+    parser.add_argument(
+        "--data-dir",
+        default="/tmp/csv_pipeline_bench",
+        help="where inputs, outputs, logs and the Dagster instance live (default %(default)s)",
+    )
+    parser.add_argument(
+        "--sizes",
+        default="1GB",
+        type=lambda text: text.split(","),
+        help="comma-separated sizes of the demo and low files, e.g. 1GB,10GB (default %(default)s)",
+    )
+    parser.add_argument(
+        "--files",
+        default="tiny,demo,low",
+        type=lambda text: text.split(","),
+        help="which files: tiny, demo, low (default %(default)s)",
+    )
+    parser.add_argument(
+        "--engines",
+        type=lambda text: text.split(","),
+        help=f"comma-separated, from {', '.join((OURS, *PEERS))} "
+        f"(default {','.join(DEFAULT_ENGINES)}; dask_seed only on files up to 2 GB)",
+    )
     parser.add_argument("--repeat", type=int, default=1, help="runs of each engine on each file (default 1)")
     parser.add_argument("--peers", default=str(DEFAULT_PEERS_SCRIPT), help="peers.py (default %(default)s)")
     parser.add_argument("--csv-pipeline", help="the csv-pipeline console script (default: next to this python)")
@@ -198,8 +216,9 @@ def input_files(inputs_dir: Path, sizes: list[str], kinds: list[str]) -> list[In
     for size in sizes:
         for kind, cardinality in FILE_KINDS.items():
             if kind in kinds:
-                files.append(InputFile(f"{kind}-{size}", inputs_dir / f"{kind}-{size}.csv", parse_size(size),
-                                       **cardinality))
+                files.append(
+                    InputFile(f"{kind}-{size}", inputs_dir / f"{kind}-{size}.csv", parse_size(size), **cardinality)
+                )
     return files
 
 
@@ -210,11 +229,21 @@ def make_input(input_file: InputFile, csv_pipeline: str, inputs_dir: Path) -> No
         return
     free = shutil.disk_usage(inputs_dir).free
     if free < 3 * input_file.size:  # the input, plus room for an engine's output and scratch
-        sys.exit(f"{inputs_dir} has {free / 1e9:.1f} GB free; {input_file.label} needs "
-                 f"{3 * input_file.size / 1e9:.1f} GB (input, output and scratch).")
+        sys.exit(
+            f"{inputs_dir} has {free / 1e9:.1f} GB free; {input_file.label} needs "
+            f"{3 * input_file.size / 1e9:.1f} GB (input, output and scratch)."
+        )
     partial = path.with_suffix(".partial")
-    command = [csv_pipeline, "demo-file", "--total-size", str(input_file.size), "--file-name", str(partial),
-               "--seed", str(SEED)]
+    command = [
+        csv_pipeline,
+        "demo-file",
+        "--total-size",
+        str(input_file.size),
+        "--file-name",
+        str(partial),
+        "--seed",
+        str(SEED),
+    ]
     if input_file.songs is not None:
         command += ["--songs", str(input_file.songs)]
     if input_file.days is not None:
@@ -236,8 +265,9 @@ def engine_command(engine: str, source: Path, out_dir: Path, csv_pipeline: str, 
     return [sys.executable, peers, engine, str(source), str(out_dir)]
 
 
-def run_engine(input_file: InputFile, engine: str, command: list[str], out_dir: Path, logs_dir: Path,
-               environ: dict[str, str]) -> Measurement:
+def run_engine(
+    input_file: InputFile, engine: str, command: list[str], out_dir: Path, logs_dir: Path, environ: dict[str, str]
+) -> Measurement:
     """Runs one engine in its own process tree, measures it, counts its output rows, removes its output."""
     shutil.rmtree(out_dir, ignore_errors=True)
     stdout_path = logs_dir / f"{input_file.label}.{engine}.out"
@@ -268,8 +298,9 @@ def run_engine(input_file: InputFile, engine: str, command: list[str], out_dir: 
     if exit_code != 0:
         notes.append(f"exit {exit_code}, see {stderr_path}")
     shutil.rmtree(out_dir, ignore_errors=True)
-    return Measurement(input_file, engine, exit_code, started_at, load, wall_s, sampler.peak, rows_out, "; ".join(notes),
-                       run_id)
+    return Measurement(
+        input_file, engine, exit_code, started_at, load, wall_s, sampler.peak, rows_out, "; ".join(notes), run_id
+    )
 
 
 def read_process_json(stdout_path: Path) -> tuple[str | None, int | None, list[str], str]:
@@ -302,14 +333,18 @@ def results_table(results: list[Measurement]) -> str:
     for result in results:
         if result.engine == "polars" and result.exit_code == 0:
             polars_wall.setdefault(result.file.label, []).append(result.wall_s)
-    lines = ["| file | engine | wall s | peak RSS GB | rows out | wall ÷ polars | load before | note |",
-             "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |"]
+    lines = [
+        "| file | engine | wall s | peak RSS GB | rows out | wall ÷ polars | load before | note |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
     for result in results:
         reference = polars_wall.get(result.file.label)
         ratio = f"{result.wall_s / statistics.median(reference):.2f}" if reference and result.exit_code == 0 else ""
         rows = "" if result.rows_out is None else f"{result.rows_out:,}"
-        lines.append(f"| {result.file.label} | {result.engine} | {result.wall_s:.2f} | "
-                     f"{result.peak_rss_bytes / 1e9:.2f} | {rows} | {ratio} | {result.load:.1f} | {result.note} |")
+        lines.append(
+            f"| {result.file.label} | {result.engine} | {result.wall_s:.2f} | "
+            f"{result.peak_rss_bytes / 1e9:.2f} | {rows} | {ratio} | {result.load:.1f} | {result.note} |"
+        )
     return "\n".join(lines)
 
 
@@ -319,28 +354,42 @@ def dagster_table(ours: list[Measurement], dagster_home: str) -> str:
     (executor and Dask cluster start and stop, events), and after the run ended (exit)."""
     from dagster import DagsterInstance  # only needed here, and slow to import
 
-    lines = ["| file | process wall s | before run start s | run s | steps s | run outside steps s | after run end s |",
-             "| --- | ---: | ---: | ---: | --- | ---: | ---: |"]
+    lines = [
+        "| file | process wall s | before run start s | run s | steps s | run outside steps s | after run end s |",
+        "| --- | ---: | ---: | ---: | --- | ---: | ---: |",
+    ]
     with DagsterInstance.from_config(dagster_home) as instance:
         for result in ours:
             run = instance.get_run_stats(result.run_id)
             steps = instance.get_run_step_stats(result.run_id)
             run_s = run.end_time - run.start_time
             steps_s = sum(step.end_time - step.start_time for step in steps)
-            step_list = ", ".join(f"{step.step_key.rsplit('.', 1)[-1]} {step.end_time - step.start_time:.2f}"
-                                  for step in sorted(steps, key=lambda step: step.start_time))
-            lines.append(f"| {result.file.label} | {result.wall_s:.2f} | {run.start_time - result.started_at:.2f} | "
-                         f"{run_s:.2f} | {step_list} | {run_s - steps_s:.2f} | "
-                         f"{result.started_at + result.wall_s - run.end_time:.2f} |")
+            step_list = ", ".join(
+                f"{step.step_key.rsplit('.', 1)[-1]} {step.end_time - step.start_time:.2f}"
+                for step in sorted(steps, key=lambda step: step.start_time)
+            )
+            lines.append(
+                f"| {result.file.label} | {result.wall_s:.2f} | {run.start_time - result.started_at:.2f} | "
+                f"{run_s:.2f} | {step_list} | {run_s - steps_s:.2f} | "
+                f"{result.started_at + result.wall_s - run.end_time:.2f} |"
+            )
     return "\n".join(lines)
 
 
 def machine_description() -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
     versions = ", ".join(f"{name} {metadata.version(name)}" for name in LIBRARIES)
-    return (f"Machine: {os.cpu_count()} CPUs ({cpu}), {psutil.virtual_memory().total / 2**30:.1f} GiB RAM, "
-            f"{platform.system()} {platform.release()}; Python {platform.python_version()}; {versions}")
+    return (
+        f"Machine: {os.cpu_count()} CPUs ({cpu}), {psutil.virtual_memory().total / 2**30:.1f} GiB RAM, "
+        f"{platform.system()} {platform.release()}; Python {platform.python_version()}; {versions}"
+    )
 
 
 if __name__ == "__main__":

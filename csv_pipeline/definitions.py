@@ -2,18 +2,23 @@
 
 from dagster import Definitions
 
-from csv_pipeline.defs.assets.play_totals import play_totals
 from csv_pipeline.defs.assets.checks import verify_shards
-from csv_pipeline.defs.loggers import console_logger
+from csv_pipeline.defs.assets.play_history import (
+    PlayHistory,
+    maintain_play_history,
+    maintain_play_history_daily,
+    play_history,
+)
+from csv_pipeline.defs.assets.play_totals import play_totals
 from csv_pipeline.defs.dask_logging import quiet_normal_shutdown
 from csv_pipeline.defs.executor import dask_executor_for
+from csv_pipeline.defs.jobs import process_inbox_file
+from csv_pipeline.defs.loggers import console_logger
 from csv_pipeline.defs.resources.dask_client import DaskClient
 from csv_pipeline.defs.resources.io_managers import StepOutputsIOManager
-from csv_pipeline.defs.assets.play_history import PlayHistory, maintain_play_history, maintain_play_history_daily, play_history
-from csv_pipeline.defs.jobs import process_inbox_file
-from csv_pipeline.defs.sensors.run_recovery_sensor import run_recovery_sensor
 from csv_pipeline.defs.resources.play_files import PlayFiles
 from csv_pipeline.defs.sensors.inbox_sensor import inbox_sensor
+from csv_pipeline.defs.sensors.run_recovery_sensor import run_recovery_sensor
 from csv_pipeline.settings import Settings
 
 settings = Settings.from_env()

@@ -31,16 +31,32 @@ ROWS_PER_CHUNK = 1 << 19
 
 _PLAYS_DIGITS = len(str(MAX_PLAYS))
 # One row before its padding (NUL bytes, left of the plays digits) is dropped.
-_ROW = np.dtype([
-    ("song", f"S{SONG_LETTERS}"), ("comma", "S1"), ("date", "S10"), ("comma2", "S1"),
-    ("plays", f"S{_PLAYS_DIGITS}"), ("newline", "S1"),
-])
+_ROW = np.dtype(
+    [
+        ("song", f"S{SONG_LETTERS}"),
+        ("comma", "S1"),
+        ("date", "S10"),
+        ("comma2", "S1"),
+        ("plays", f"S{_PLAYS_DIGITS}"),
+        ("newline", "S1"),
+    ]
+)
 
 _SIZE_UNITS = {
-    "": 1, "b": 1,
-    "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6,
-    "g": 10**9, "gb": 10**9, "t": 10**12, "tb": 10**12,
-    "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40,
+    "": 1,
+    "b": 1,
+    "k": 10**3,
+    "kb": 10**3,
+    "m": 10**6,
+    "mb": 10**6,
+    "g": 10**9,
+    "gb": 10**9,
+    "t": 10**12,
+    "tb": 10**12,
+    "kib": 2**10,
+    "mib": 2**20,
+    "gib": 2**30,
+    "tib": 2**40,
 }
 _SIZE_PATTERN = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([a-z]*)\s*", re.IGNORECASE)
 
@@ -82,8 +98,9 @@ def write_demo_file(
     written = 0
     with (
         fsspec.open(path, "wb") as out,
-        tqdm(total=total_size_bytes, unit="B", unit_scale=True,
-             desc=str(path), file=sys.stderr, disable=not progress) as bar,
+        tqdm(
+            total=total_size_bytes, unit="B", unit_scale=True, desc=str(path), file=sys.stderr, disable=not progress
+        ) as bar,
         ThreadPoolExecutor(max_workers=1) as writer,  # writes one chunk while the next is built
     ):
         pending = None
@@ -152,8 +169,12 @@ def _plays_texts() -> np.ndarray:
 
 
 def _rows(
-    rng: np.random.Generator, song_names: np.ndarray, day_names: np.ndarray, plays_texts: np.ndarray,
-    *, cover_all: bool,
+    rng: np.random.Generator,
+    song_names: np.ndarray,
+    day_names: np.ndarray,
+    plays_texts: np.ndarray,
+    *,
+    cover_all: bool,
 ) -> np.ndarray:
     """One chunk of CSV rows as a flat byte array. ``cover_all`` starts the chunk with
     every song and every day once, so a file that has as many rows holds all of them."""

@@ -97,7 +97,10 @@ def file_key_problem(file_key: str) -> str | None:
     except UnicodeEncodeError:
         return "its name is not valid UTF-8"
     if any(unicodedata.category(char) == "Cc" for char in file_key):
-        return "its name holds a control character (such as a tab or a line break), which Dagster refuses in a partition key"
+        return (
+            "its name holds a control character (such as a tab or a line break), "
+            "which Dagster refuses in a partition key"
+        )
     if "..." in file_key:
         return "its name holds '...', which Dagster reads as a range of partition keys"
     parts = file_key.split("/")
@@ -106,7 +109,9 @@ def file_key_problem(file_key: str) -> str | None:
     if any(part.startswith(".") for part in parts):
         return "its name or a folder's starts with '.', as upload tools name their partial files"
     if any(len(part.encode("utf-8")) > MAX_NAME_BYTES for part in parts):
-        return f"a name in its path is longer than {MAX_NAME_BYTES} bytes, more than a folder name in the outbox can hold"
+        return (
+            f"a name in its path is longer than {MAX_NAME_BYTES} bytes, more than a folder name in the outbox can hold"
+        )
     return None
 
 

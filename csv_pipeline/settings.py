@@ -48,7 +48,9 @@ class Settings:
             dask_dashboard=environ.get("CSV_PIPELINE_DASK_DASHBOARD") or None,
             dagster_url=environ.get("CSV_PIPELINE_DAGSTER_URL", "http://127.0.0.1:3000").rstrip("/"),
             dagster_home=os.path.abspath(environ.get("DAGSTER_HOME", "./.dagster_home")),
-            step_outputs=absolute_url(environ["CSV_PIPELINE_STEP_OUTPUTS"]) if environ.get("CSV_PIPELINE_STEP_OUTPUTS") else None,
+            step_outputs=absolute_url(environ["CSV_PIPELINE_STEP_OUTPUTS"])
+            if environ.get("CSV_PIPELINE_STEP_OUTPUTS")
+            else None,
             history=absolute_url(environ["CSV_PIPELINE_HISTORY"]) if environ.get("CSV_PIPELINE_HISTORY") else None,
         )
 

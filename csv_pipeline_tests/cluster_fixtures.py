@@ -38,8 +38,14 @@ class DaskCluster:
         self.scheduler = self._start(
             "scheduler",
             [
-                "scheduler", "--host", "127.0.0.1", "--port", "0", *NO_DASHBOARD,
-                "--scheduler-file", str(scheduler_file),
+                "scheduler",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                *NO_DASHBOARD,
+                "--scheduler-file",
+                str(scheduler_file),
             ],
         )
         self.address = self._wait_for_address(scheduler_file)
@@ -50,9 +56,21 @@ class DaskCluster:
             self.workers[name] = self._start(
                 name,
                 [
-                    "worker", self.address, "--name", name, "--nthreads", "1", "--host", "127.0.0.1",
-                    *NO_DASHBOARD, "--memory-limit", memory_limit,
-                    "--local-directory", str(self.workdir / name), "--death-timeout", "30",
+                    "worker",
+                    self.address,
+                    "--name",
+                    name,
+                    "--nthreads",
+                    "1",
+                    "--host",
+                    "127.0.0.1",
+                    *NO_DASHBOARD,
+                    "--memory-limit",
+                    memory_limit,
+                    "--local-directory",
+                    str(self.workdir / name),
+                    "--death-timeout",
+                    "30",
                 ],
             )
         with Client(self.address, timeout=STARTUP_TIMEOUT_SECONDS) as client:

@@ -45,8 +45,18 @@ class PrivatePostgres:
         """``pg_ctl start``, ``stop`` or ``restart``, waiting until it is done."""
         server_options = f"-p {self.port} -k {self.data_dir} -c listen_addresses=127.0.0.1"
         _as_postgres(
-            str(PG_BIN / "pg_ctl"), action, "-D", str(self.data_dir), "-l", str(self.data_dir / "server.log"),
-            "-w", "-t", str(PG_CTL_TIMEOUT_SECONDS), "-o", server_options, *options,
+            str(PG_BIN / "pg_ctl"),
+            action,
+            "-D",
+            str(self.data_dir),
+            "-l",
+            str(self.data_dir / "server.log"),
+            "-w",
+            "-t",
+            str(PG_CTL_TIMEOUT_SECONDS),
+            "-o",
+            server_options,
+            *options,
         )
 
 
@@ -114,7 +124,10 @@ def local_service(
     code = ["-m", "csv_pipeline.definitions"]
     processes = (
         start_process(
-            [str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port), *code], env, root, root / "webserver.log"
+            [str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port), *code],
+            env,
+            root,
+            root / "webserver.log",
         ),
         start_process([str(BIN / "dagster-daemon"), "run", *code], env, root, root / "daemon.log"),
     )

@@ -245,9 +245,7 @@ def wait_until(probe: Callable[[], T | None], timeout: float, what: str, logs: P
 def start_process(args: list[str], env: dict[str, str], cwd: Path, log: Path, append: bool = False) -> subprocess.Popen:
     """Start ``args`` in a new process group with its output in ``log``."""
     with log.open("ab" if append else "wb") as output:
-        return subprocess.Popen(
-            args, env=env, cwd=cwd, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
-        )
+        return subprocess.Popen(args, env=env, cwd=cwd, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def stop_process(process: subprocess.Popen, grace_seconds: float = 30) -> None:
@@ -358,12 +356,17 @@ def running_service(
     }
     processes = {
         "webserver": start_process(
-            [str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port), *CODE], env, root, root / "webserver.log"
+            [str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port), *CODE],
+            env,
+            root,
+            root / "webserver.log",
         ),
         "daemon": start_process([str(BIN / "dagster-daemon"), "run", *CODE], env, root, root / "daemon.log"),
     }
     try:
-        location = wait_until(lambda: _code_location(url), STARTUP_TIMEOUT_SECONDS, "the webserver and the daemon", root)
+        location = wait_until(
+            lambda: _code_location(url), STARTUP_TIMEOUT_SECONDS, "the webserver and the daemon", root
+        )
         yield DagsterService(
             url=url,
             env=env,
@@ -405,7 +408,9 @@ _ENGINE_EVENTS = """
 query EngineEvents($runId: ID!) {
   runOrError(runId: $runId) {
     ... on Run {
-      eventConnection { events { ... on EngineEvent { message metadataEntries { label ... on TextMetadataEntry { text } } } } }
+      eventConnection {
+        events { ... on EngineEvent { message metadataEntries { label ... on TextMetadataEntry { text } } } }
+      }
     }
   }
 }
@@ -438,7 +443,9 @@ def _code_location(url: str) -> str | None:
         loaded = location["locationOrLoadError"]
         if loaded and loaded["__typename"] == "PythonError":
             pytest.fail(f"csv_pipeline.definitions did not load in the webserver: {loaded['message']}")
-    healthy = {status["daemonType"] for status in data["instance"]["daemonHealth"]["allDaemonStatuses"] if status["healthy"]}
+    healthy = {
+        status["daemonType"] for status in data["instance"]["daemonHealth"]["allDaemonStatuses"] if status["healthy"]
+    }
     if len(locations) == 1 and locations[0]["loadStatus"] == "LOADED" and _DAEMONS_NEEDED <= healthy:
         return locations[0]["name"]
     return None
@@ -450,4 +457,3 @@ def _answers(url: str) -> bool | None:
     except requests.ConnectionError:
         return None
     return True
-

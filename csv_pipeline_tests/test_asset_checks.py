@@ -10,10 +10,10 @@ from pathlib import Path
 from dagster import AssetCheckKey, AssetKey, AssetRecordsFilter, DagsterEventType, DagsterInstance, execute_job
 
 from csv_pipeline.defs.assets.checks import ACCOUNTED_FOR, SORTED_AND_BOUNDED
-from csv_pipeline.inbox import file_version
 from csv_pipeline.defs.jobs import PROCESS_INBOX_FILE
 from csv_pipeline.defs.partitions import inbox_files
 from csv_pipeline.defs.resources.play_files import PlayFiles
+from csv_pipeline.inbox import file_version
 from csv_pipeline.labels import FILE_TAG, VERSION_TAG
 
 PLAY_TOTALS = AssetKey("play_totals")
@@ -40,7 +40,11 @@ def run_file(instance: DagsterInstance, play_files: PlayFiles, file_key: str, te
 
 
 def check_results(result) -> dict:
-    evaluations = [event.event_specific_data for event in result.all_events if event.event_type == DagsterEventType.ASSET_CHECK_EVALUATION]
+    evaluations = [
+        event.event_specific_data
+        for event in result.all_events
+        if event.event_type == DagsterEventType.ASSET_CHECK_EVALUATION
+    ]
     return {evaluation.check_name: evaluation for evaluation in evaluations}
 
 
@@ -108,9 +112,17 @@ def test_a_shard_changed_after_the_run_fails_both_checks_with_their_figures(inst
     lines[1] = "Umbrella,2020-01-01,1501\n"  # one play more, and now out of order
     shard_path.write_text("".join(lines))
 
-    rerun = run_file(instance, play_files, "demo.csv", GOOD, asset_check_selection={
-        AssetCheckKey(PLAY_TOTALS, ACCOUNTED_FOR), AssetCheckKey(PLAY_TOTALS, SORTED_AND_BOUNDED)
-    }, asset_selection=set())
+    rerun = run_file(
+        instance,
+        play_files,
+        "demo.csv",
+        GOOD,
+        asset_check_selection={
+            AssetCheckKey(PLAY_TOTALS, ACCOUNTED_FOR),
+            AssetCheckKey(PLAY_TOTALS, SORTED_AND_BOUNDED),
+        },
+        asset_selection=set(),
+    )
 
     checks = check_results(rerun)
     assert not checks[ACCOUNTED_FOR].passed
@@ -129,13 +141,23 @@ def test_shards_whose_most_played_songs_differ_from_the_materializations_fail_th
     shard_path = Path(output, "part-00000.csv")
     text = shard_path.read_text()
     assert "In The End,2020-01-01,1500\n" in text and "Numb,2019-12-31,7\n" in text
-    shard_path.write_text(text.replace("In The End,2020-01-01,1500", "In The End,2020-01-01,1000").replace(
-        "Numb,2019-12-31,7", "Numb,2019-12-31,507"
-    ))
+    shard_path.write_text(
+        text.replace("In The End,2020-01-01,1500", "In The End,2020-01-01,1000").replace(
+            "Numb,2019-12-31,7", "Numb,2019-12-31,507"
+        )
+    )
 
-    rerun = run_file(instance, play_files, "demo.csv", GOOD, asset_check_selection={
-        AssetCheckKey(PLAY_TOTALS, ACCOUNTED_FOR), AssetCheckKey(PLAY_TOTALS, SORTED_AND_BOUNDED)
-    }, asset_selection=set())
+    rerun = run_file(
+        instance,
+        play_files,
+        "demo.csv",
+        GOOD,
+        asset_check_selection={
+            AssetCheckKey(PLAY_TOTALS, ACCOUNTED_FOR),
+            AssetCheckKey(PLAY_TOTALS, SORTED_AND_BOUNDED),
+        },
+        asset_selection=set(),
+    )
 
     checks = check_results(rerun)
     assert checks[SORTED_AND_BOUNDED].passed
@@ -143,7 +165,11 @@ def test_shards_whose_most_played_songs_differ_from_the_materializations_fail_th
     assert not accounted.passed
     assert figures(accounted)["plays_in"] == figures(accounted)["plays_out (read back)"] == 2407
     assert accounted.description == "the most played songs read back are not the ones the materialization shows"
-    assert songs_of(figures(accounted)["top_songs (read back)"]) == [("In The End", 1500), ("Numb", 507), ("Umbrella", 400)]
+    assert songs_of(figures(accounted)["top_songs (read back)"]) == [
+        ("In The End", 1500),
+        ("Numb", 507),
+        ("Umbrella", 400),
+    ]
 
 
 def test_a_bad_file_puts_its_reason_on_its_partition(instance, play_files):

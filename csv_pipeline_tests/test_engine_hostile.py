@@ -41,7 +41,10 @@ def test_leading_zeros_past_19_digits_are_digits(run_engine, tmp_path):
 def test_a_song_longer_than_128_kib_is_a_song(run_engine, tmp_path, block_bytes):
     song = "x" * 200_000
     path = write(tmp_path, f'{song},2020-01-01,5\n"{song}",2020-01-01,6\nB,2020-01-02,1\n'.encode())
-    assert totals_of_big(run_engine(path, block_bytes=block_bytes)) == {(song, "2020-01-01"): 11, ("B", "2020-01-02"): 1}
+    assert totals_of_big(run_engine(path, block_bytes=block_bytes)) == {
+        (song, "2020-01-01"): 11,
+        ("B", "2020-01-02"): 1,
+    }
 
 
 def totals_of_big(manifest) -> dict:
@@ -81,7 +84,9 @@ CR_ONLY = b"Song,Date,Number of Plays\rA,2020-01-01,1\rA,2020-01-01,2\r"
 def test_bare_cr_line_ends_are_rejected(run_engine, tmp_path):
     message = error_of(run_engine, write(tmp_path, CR_ONLY))
     assert message.startswith("plays.csv: line 1: invalid header: ")
-    assert "Number of Plays 'Number of Plays\\rA' holds a carriage return that is not followed by a line feed" in message
+    assert (
+        "Number of Plays 'Number of Plays\\rA' holds a carriage return that is not followed by a line feed" in message
+    )
 
 
 @pytest.mark.parametrize("block_bytes", [4, 1 << 20])
@@ -103,7 +108,10 @@ def test_a_quoted_cr_is_part_of_the_song(run_engine, tmp_path):
     ("row", "expected"),
     [
         (b'"q"z,2020-01-01,1', "Song '\"q\"z' has text after its closing quote"),
-        (b'q"z,2020-01-01,1', "Song 'q\"z' has a quote inside an unquoted field (a quoted field must be quoted from its first character)"),
+        (
+            b'q"z,2020-01-01,1',
+            "Song 'q\"z' has a quote inside an unquoted field (a quoted field must be quoted from its first character)",
+        ),
         (b'A,"2020-01-01" ,1', "Date '\"2020-01-01\" ' has text after its closing quote"),
         (b'A,2020-01-01,"1', "Number of Plays '\"1\\nB,2020-01-01,1\\n' opens a quote that is never closed"),
     ],
@@ -115,7 +123,9 @@ def test_quotes_follow_rfc_4180(run_engine, tmp_path, row, expected):
 
 def test_an_error_after_an_overflowing_total_names_the_file(run_engine, tmp_path):
     path = write(tmp_path, b'A,2020-01-01,9223372036854775807\nA,2020-01-01,1\n"q"z,2020-01-01,1\n')
-    assert error_of(run_engine, path, block_bytes=8) == "plays.csv: line 3: Song '\"q\"z' has text after its closing quote"
+    assert (
+        error_of(run_engine, path, block_bytes=8) == "plays.csv: line 3: Song '\"q\"z' has text after its closing quote"
+    )
 
 
 @pytest.mark.parametrize("block_bytes", [5, 1 << 20])
@@ -142,7 +152,9 @@ def test_a_200_kb_row_with_tiny_blocks_is_read_once(run_engine, tmp_path):
         for start in nominal_offsets(0, len(data), 1024)
     ]
     assert b"".join(bytes(rows) for _, rows in blocks) == data
-    assert fs.bytes_read < 4 * len(data), fs.bytes_read  # 3x here: blocks read up to twice themselves, the first block the whole row
+    assert fs.bytes_read < 4 * len(data), (
+        fs.bytes_read
+    )  # 3x here: blocks read up to twice themselves, the first block the whole row
 
 
 class ByteCountingFileSystem(LocalFileSystem):
@@ -177,11 +189,17 @@ def process(tmp_path: Path, source: Path, **environ: str) -> subprocess.Popen:
     env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "dagster_home"), **environ}
     return subprocess.Popen(
         [str(CSV_PIPELINE), "process", str(source), "--output", str(tmp_path / "out")],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=tmp_path,
     )
 
 
-def assert_failed_leaving_nothing(tmp_path: Path, done: subprocess.Popen, stdout: str, stderr: str, sentence: str) -> None:
+def assert_failed_leaving_nothing(
+    tmp_path: Path, done: subprocess.Popen, stdout: str, stderr: str, sentence: str
+) -> None:
     assert done.returncode == 1, stderr
     result = json.loads(stdout)
     assert result["status"] == "FAILURE" and result["output_files"] == []

@@ -18,12 +18,35 @@ from csv_pipeline.engine.totals import TotalOverflow, sum_sort_render
 # Songs that stress byte order: shared 8-byte prefixes, lengths around 8, NUL bytes,
 # multi-byte UTF-8, and characters that need quoting on output.
 TRICKY_SONGS = [
-    "a", "ab", "ab\x00", "abcdefg", "abcdefgh", "abcdefghi", "abcdefghij", "abcdefgh\x00",
-    "abcdefgi", "Zebra", "zebra", "é", "e\u0301", "日本語の歌", "😀 emoji", "Hello, Goodbye",
-    'Say "hi"', "two\nlines", "cr\rhere", "The Beatles - Help!", "The Beatles - Hey Jude",
+    "a",
+    "ab",
+    "ab\x00",
+    "abcdefg",
+    "abcdefgh",
+    "abcdefghi",
+    "abcdefghij",
+    "abcdefgh\x00",
+    "abcdefgi",
+    "Zebra",
+    "zebra",
+    "é",
+    "e\u0301",
+    "日本語の歌",
+    "😀 emoji",
+    "Hello, Goodbye",
+    'Say "hi"',
+    "two\nlines",
+    "cr\rhere",
+    "The Beatles - Help!",
+    "The Beatles - Hey Jude",
 ]
-DAYS = [datetime.date(1, 1, 1), datetime.date(1970, 1, 1), datetime.date(2000, 2, 29),
-        datetime.date(2024, 12, 31), datetime.date(9999, 12, 31)]
+DAYS = [
+    datetime.date(1, 1, 1),
+    datetime.date(1970, 1, 1),
+    datetime.date(2000, 2, 29),
+    datetime.date(2024, 12, 31),
+    datetime.date(9999, 12, 31),
+]
 
 
 def plain_rows(rng: random.Random, count: int) -> list[tuple[str, str, str]]:
@@ -101,16 +124,15 @@ def reference_body(rows: list[tuple[str, datetime.date, int]]) -> bytes:
 
 
 def table_of(rows: list[tuple[str, datetime.date, int]]) -> pa.Table:
-    songs, days, plays = zip(*rows) if rows else ((), (), ())
-    return pa.table([pa.array(songs, pa.string()), pa.array(days, pa.date32()), pa.array(plays, pa.int64())], schema=SCHEMA)
+    songs, days, plays = zip(*rows, strict=True) if rows else ((), (), ())
+    return pa.table(
+        [pa.array(songs, pa.string()), pa.array(days, pa.date32()), pa.array(plays, pa.int64())], schema=SCHEMA
+    )
 
 
 def test_totals_are_summed_sorted_by_song_bytes_then_date_and_quoted():
     rng = random.Random(11)
-    rows = [
-        (rng.choice(TRICKY_SONGS), rng.choice(DAYS), rng.choice([0, 1, 2, 10**12, 2**40]))
-        for _ in range(20_000)
-    ]
+    rows = [(rng.choice(TRICKY_SONGS), rng.choice(DAYS), rng.choice([0, 1, 2, 10**12, 2**40])) for _ in range(20_000)]
     rendered = sum_sort_render(table_of(rows))
     assert rendered.body == reference_body(rows)
     starts = rendered.line_offsets
@@ -123,13 +145,21 @@ def test_many_songs_and_days_sort_like_python():
     rng = random.Random(3)
     words = ["".join(rng.choice("ab\u00e9") for _ in range(rng.randrange(1, 12))) for _ in range(3000)]
     start = datetime.date(1994, 8, 8)
-    rows = [(rng.choice(words), start + datetime.timedelta(days=rng.randrange(12000)), rng.randrange(100)) for _ in range(50_000)]
+    rows = [
+        (rng.choice(words), start + datetime.timedelta(days=rng.randrange(12000)), rng.randrange(100))
+        for _ in range(50_000)
+    ]
     assert sum_sort_render(table_of(rows)).body == reference_body(rows)
 
 
 def test_a_total_past_64_bits_names_its_song_and_day():
     day = datetime.date(2020, 1, 1)
-    rows = [("fine", day, MAX_INT64), ("big", day, MAX_INT64 - 1), ("big", day, 2), ("fine", datetime.date(2020, 1, 2), 1)]
+    rows = [
+        ("fine", day, MAX_INT64),
+        ("big", day, MAX_INT64 - 1),
+        ("big", day, 2),
+        ("fine", datetime.date(2020, 1, 2), 1),
+    ]
     with pytest.raises(TotalOverflow) as caught:
         sum_sort_render(table_of(rows))
     assert (caught.value.song, caught.value.day) == ("big", (day - datetime.date(1970, 1, 1)).days)

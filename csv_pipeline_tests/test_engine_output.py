@@ -23,7 +23,11 @@ def plays_file(tmp_path_factory) -> tuple[Path, Counter]:
     expected: Counter = Counter()
     lines = ["Song,Date,Number of Plays"]
     for _ in range(40_000):
-        song, day, plays = rng.choice(SONGS), f"2020-{rng.randint(1, 2):02d}-{rng.randint(1, 28):02d}", rng.randint(0, 10**6)
+        song, day, plays = (
+            rng.choice(SONGS),
+            f"2020-{rng.randint(1, 2):02d}-{rng.randint(1, 28):02d}",
+            rng.randint(0, 10**6),
+        )
         expected[(song, day)] += plays
         quoted = '"' + song.replace('"', '""') + '"' if any(c in song for c in ',"\n') else song
         lines.append(f"{quoted},{day},{plays}")
@@ -63,13 +67,17 @@ def test_manifest_is_written_last_and_describes_every_shard(run_engine, plays_fi
     manifest = run_engine(path, block_bytes=16_384, bucket_bytes=65_536)
     success = tmp_path / "out" / "_SUCCESS"
     recorded = json.loads(success.read_text())
-    assert [shard["uri"] for shard in recorded["shards"]] == [str(tmp_path / "out" / f"part-{i:05d}.csv") for i in range(len(manifest.shards))]
+    assert [shard["uri"] for shard in recorded["shards"]] == [
+        str(tmp_path / "out" / f"part-{i:05d}.csv") for i in range(len(manifest.shards))
+    ]
     for shard in recorded["shards"]:
         data = Path(shard["uri"]).read_bytes()
         assert shard["bytes"] == len(data)
         assert shard["rows"] == data.count(b"\n") - 1 - data.count(b"two\nlines")
         assert Path(shard["uri"]).stat().st_mtime_ns <= success.stat().st_mtime_ns
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted([*(Path(s["uri"]).name for s in recorded["shards"]), "_SUCCESS"])
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(
+        [*(Path(s["uri"]).name for s in recorded["shards"]), "_SUCCESS"]
+    )
     assert recorded["bytes_out"] == sum(shard["bytes"] for shard in recorded["shards"])
 
 
@@ -78,7 +86,10 @@ def test_same_input_gives_byte_identical_shards_whatever_the_block_or_cluster_si
     reference = shard_bytes(run_engine(path, block_bytes=7_777, bucket_bytes=65_536, out="small-blocks"))
     assert shard_bytes(run_engine(path, block_bytes=10**7, bucket_bytes=65_536, out="one-block")) == reference
     plan = inspect_file(str(path), path.name, block_bytes=30_000, bucket_bytes=65_536)
-    with LocalCluster(n_workers=1, threads_per_worker=1, host="127.0.0.1", dashboard_address=None) as cluster, Client(cluster) as client:
+    with (
+        LocalCluster(n_workers=1, threads_per_worker=1, host="127.0.0.1", dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):
         aggregation = aggregate(client, plan, str(tmp_path / "scratch-1"), 500_000_000)
         assert shard_bytes(write_shards(client, aggregation, str(tmp_path / "one-worker"))) == reference
 

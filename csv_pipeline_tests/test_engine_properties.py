@@ -149,7 +149,11 @@ def engine_outcome(client, data: bytes, block_bytes: int, workdir: Path, max_shu
     out = workdir / f"out-{run}"
     try:
         plan = inspect_file(
-            str(source), source.name, block_bytes=block_bytes, bucket_bytes=BUCKET_BYTES, max_shuffle_pieces=max_shuffle_pieces
+            str(source),
+            source.name,
+            block_bytes=block_bytes,
+            bucket_bytes=BUCKET_BYTES,
+            max_shuffle_pieces=max_shuffle_pieces,
         )
         manifest = write_shards(client, aggregate(client, plan, str(workdir / f"scratch-{run}")), str(out))
     except InvalidFileError as error:
@@ -211,8 +215,10 @@ def check(client, data: bytes) -> None:
 # ---------------------------------------------------------------- generated files
 
 SONG_CHARS = st.sampled_from(list("ab ,\"\r\n\x00é日😀-'\t") + ["\ufeff"])
-songs = st.one_of(st.sampled_from(["In The End", "Umbrella", "Hello, Goodbye", 'Say "Hi"', "a\nb"]),
-                  st.text(SONG_CHARS, min_size=1, max_size=8))
+songs = st.one_of(
+    st.sampled_from(["In The End", "Umbrella", "Hello, Goodbye", 'Say "Hi"', "a\nb"]),
+    st.text(SONG_CHARS, min_size=1, max_size=8),
+)
 dates = st.dates(datetime.date(1, 1, 1), datetime.date(9999, 12, 31)).map(datetime.date.isoformat)
 plays = st.one_of(st.integers(0, 1000), st.integers(0, MAX_INT64), st.just(MAX_INT64))
 
@@ -238,9 +244,29 @@ def valid_files(draw) -> bytes:
     return data[:-1] if rows and draw(st.booleans()) and data.endswith(b"\n") and not crlf else data
 
 
-TOKENS = [b'"', b",", b"\r", b"\n", b"\r\n", b"\x00", BOM, b"0x10", b"+5", b"-5", b"1_000", b"1.5", b" ",
-          b"99999999999999999999", b"9223372036854775807", b"2021-02-29", b"0000-01-01", b"\xff", b"\xed\xa0\x80",
-          b"x" * 70_000, b'"' + b"y" * 140_000 + b'"']
+TOKENS = [
+    b'"',
+    b",",
+    b"\r",
+    b"\n",
+    b"\r\n",
+    b"\x00",
+    BOM,
+    b"0x10",
+    b"+5",
+    b"-5",
+    b"1_000",
+    b"1.5",
+    b" ",
+    b"99999999999999999999",
+    b"9223372036854775807",
+    b"2021-02-29",
+    b"0000-01-01",
+    b"\xff",
+    b"\xed\xa0\x80",
+    b"x" * 70_000,
+    b'"' + b"y" * 140_000 + b'"',
+]
 
 
 @st.composite
@@ -302,4 +328,4 @@ def test_mutated_files_give_the_reference_totals_or_its_first_bad_line(dask_clie
 def test_the_reference_takes_the_first_bad_line_in_file_order():
     assert reference(b"A,2020-01-01,1\nA,2020-01-01,x\n\nA,2020-13-01,1\n") == 2
     assert reference(b'A,2020-01-01,9223372036854775807\nA,2020-01-01,1\n"q"z,2020-01-01,1\n') == 3
-    assert reference(b"Song,Date,Number of Plays\r\n\r\n\"a\nb\",2020-01-01,1\nb,2020-01-01,-1\n") == 5
+    assert reference(b'Song,Date,Number of Plays\r\n\r\n"a\nb",2020-01-01,1\nb,2020-01-01,-1\n') == 5

@@ -37,7 +37,11 @@ def test_seed_invalid_header(run_engine):
 
 
 def test_rfc4180_quoting_keeps_commas_and_quotes_in_songs(run_engine, tmp_path):
-    path = write(tmp_path, b'Song,Date,Number of Plays\n"Hello, Goodbye",2020-01-01,5\n"Say ""Hi""",2020-01-01,2\n"Hello, Goodbye",2020-01-01,1\n')
+    path = write(
+        tmp_path,
+        b'Song,Date,Number of Plays\n"Hello, Goodbye",2020-01-01,5\n'
+        b'"Say ""Hi""",2020-01-01,2\n"Hello, Goodbye",2020-01-01,1\n',
+    )
     manifest = run_engine(path)
     assert totals_of(manifest) == {("Hello, Goodbye", "2020-01-01"): 6, ('Say "Hi"', "2020-01-01"): 2}
     body = Path(manifest.shards[0].uri).read_text()
@@ -97,7 +101,10 @@ def test_zero_byte_file_is_rejected(run_engine, tmp_path):
         (b"A,2020-01-01,-3", "plays.csv: line 3: Number of Plays '-3' is not a non-negative integer"),
         (b"A,2020-01-01,1.5", "plays.csv: line 3: Number of Plays '1.5' is not a non-negative integer"),
         (b"A,2020-01-01,", "plays.csv: line 3: Number of Plays '' is not a non-negative integer"),
-        (b"A,2020-01-01,9223372036854775808", "plays.csv: line 3: Number of Plays '9223372036854775808' does not fit in 64 bits"),
+        (
+            b"A,2020-01-01,9223372036854775808",
+            "plays.csv: line 3: Number of Plays '9223372036854775808' does not fit in 64 bits",
+        ),
         (b",2020-01-01,1", "plays.csv: line 3: Song '' is empty"),
         (b'"",2020-01-01,1', "plays.csv: line 3: Song '' is empty"),
         (b"Caf\xe9,2020-01-01,1", "plays.csv: line 3: Song 'Caf\xe9' is not valid UTF-8"),
@@ -111,7 +118,8 @@ def test_bad_rows_name_file_line_column_and_value(run_engine, tmp_path, row, exp
 def test_a_total_that_overflows_64_bits_names_the_row_that_overflows(run_engine, tmp_path):
     path = write(
         tmp_path,
-        b"Song,Date,Number of Plays\nA,2020-01-01,9223372036854775807\nB,2020-01-01,5\nA,2020-01-02,1\nA,2020-01-01,1\n",
+        b"Song,Date,Number of Plays\nA,2020-01-01,9223372036854775807\n"
+        b"B,2020-01-01,5\nA,2020-01-02,1\nA,2020-01-01,1\n",
     )
     assert error_of(run_engine, path) == (
         "plays.csv: line 5: Number of Plays '1' makes the total of Song 'A' on 2020-01-01 larger than 64 bits"
@@ -159,7 +167,9 @@ def test_aggregate_refuses_a_shard_limit_below_the_header(dask_client, tmp_path)
 
 
 def test_songs_that_other_readers_take_for_missing_values_are_kept(run_engine, tmp_path):
-    path = write(tmp_path, b"null,2020-01-01,1\nNaN,2020-01-01,2\nNone,2020-01-01,3\nNA,2020-01-01,4\nN/A,2020-01-01,5\n")
+    path = write(
+        tmp_path, b"null,2020-01-01,1\nNaN,2020-01-01,2\nNone,2020-01-01,3\nNA,2020-01-01,4\nN/A,2020-01-01,5\n"
+    )
     assert totals_of(run_engine(path)) == {
         (song, "2020-01-01"): plays for plays, song in enumerate(["null", "NaN", "None", "NA", "N/A"], start=1)
     }

@@ -81,7 +81,9 @@ def threaded_client():
 
 
 def run(client: Client, path: Path, workdir: Path, max_shuffle_pieces: int) -> tuple[list[bytes], Manifest, FilePlan]:
-    plan = inspect_file(str(path), path.name, block_bytes=4_096, bucket_bytes=32_768, max_shuffle_pieces=max_shuffle_pieces)
+    plan = inspect_file(
+        str(path), path.name, block_bytes=4_096, bucket_bytes=32_768, max_shuffle_pieces=max_shuffle_pieces
+    )
     manifest = write_shards(client, aggregate(client, plan, str(workdir / "scratch")), str(workdir / "out"))
     return [Path(shard.uri).read_bytes() for shard in manifest.shards], manifest, plan
 
@@ -111,4 +113,6 @@ def test_grouped_blocks_give_the_same_shards_with_one_read_per_map_task_and_buck
     for files in reads.values():
         assert len(files) == len(set(files)) == map_tasks  # one ranged read of each map task's file
     first_blocks = {int(Path(file).name.split("-")[0]) for files in reads.values() for file in files}
-    assert first_blocks != set(grouped.offsets[:: grouped.blocks_per_map_task])  # a map task lost its first block to a merge
+    assert first_blocks != set(
+        grouped.offsets[:: grouped.blocks_per_map_task]
+    )  # a map task lost its first block to a merge

@@ -22,8 +22,8 @@ import pytest
 from dagster import DagsterEventType, DagsterInstance, EventLogEntry
 from distributed import Client, get_task_stream
 
-from csv_pipeline.engine import Manifest, aggregate, inspect_file, write_shards
 from csv_pipeline.demo_data import write_demo_file
+from csv_pipeline.engine import Manifest, aggregate, inspect_file, write_shards
 from csv_pipeline.engine.reachability import UnreachablePathError, check_workers_reach
 
 pytest_plugins = ["csv_pipeline_tests.engine_fixtures", "csv_pipeline_tests.cluster_fixtures"]
@@ -111,7 +111,9 @@ def test_a_worker_killed_during_the_map_phase_changes_nothing_in_the_output(
     with Client(disposable_cluster.address) as client:
         names = {address: name for name, address in disposable_cluster.worker_names(client).items()}
         with get_task_stream(client) as stream, ThreadPoolExecutor(1) as background:
-            run = background.submit(run_engine, client, larger_file, tmp_path, block_bytes=KILL_BLOCK_BYTES, bucket_bytes=1 << 20)
+            run = background.submit(
+                run_engine, client, larger_file, tmp_path, block_bytes=KILL_BLOCK_BYTES, bucket_bytes=1 << 20
+            )
             victim = wait_for_map_results_while_mapping(client)
             disposable_cluster.kill_worker(names[victim])
             manifest = run.result(timeout=KILL_TIMEOUT_SECONDS)
@@ -160,9 +162,14 @@ def test_paths_that_only_the_client_sees_are_refused_naming_them_and_every_worke
 
     assert refused.value.problems == {
         ("memory://inbox/plays.csv", "does not exist"): tuple(workers),
-        ("memory://outbox/.scratch/run", "is not shared with the Dask client (a file the client wrote there is missing)"): tuple(workers),
+        (
+            "memory://outbox/.scratch/run",
+            "is not shared with the Dask client (a file the client wrote there is missing)",
+        ): tuple(workers),
     }
-    assert refused.value.message.startswith(f"memory://inbox/plays.csv does not exist on Dask workers {', '.join(workers)}; ")
+    assert refused.value.message.startswith(
+        f"memory://inbox/plays.csv does not exist on Dask workers {', '.join(workers)}; "
+    )
     assert refused.value.message.endswith("mount one shared filesystem at the same path on every machine.")
 
 
@@ -171,17 +178,24 @@ def test_a_different_file_under_the_same_path_on_a_worker_is_refused(dask_cluste
     with Client(dask_cluster.address) as client:
         first = sorted(dask_cluster.worker_names(client).values())[0]
         memory = fsspec.filesystem("memory")  # pickled by reference: on the worker, the worker's own
-        client.run(memory.pipe_file, "/inbox/other.csv", b"Song,Date,Number of Plays\nx,2020-01-01,1\n", workers=[first])
+        client.run(
+            memory.pipe_file, "/inbox/other.csv", b"Song,Date,Number of Plays\nx,2020-01-01,1\n", workers=[first]
+        )
         memory.pipe_file("/inbox/other.csv", b"Song,Date,Number of Plays\n")
         with pytest.raises(UnreachablePathError) as refused:
             check_workers_reach(client, reads={"memory://inbox/other.csv": 26})
 
-    assert list(refused.value.problems.items())[0] == (("memory://inbox/other.csv", "is a different file (41 bytes, not 26)"), (first,))
+    assert list(refused.value.problems.items())[0] == (
+        ("memory://inbox/other.csv", "is a different file (41 bytes, not 26)"),
+        (first,),
+    )
 
 
 def test_a_shared_local_directory_and_file_pass_and_the_check_leaves_nothing(dask_cluster, small_file, tmp_path):
     with Client(dask_cluster.address) as client:
-        check_workers_reach(client, reads={str(small_file): small_file.stat().st_size}, writes=[str(tmp_path / "scratch")])
+        check_workers_reach(
+            client, reads={str(small_file): small_file.stat().st_size}, writes=[str(tmp_path / "scratch")]
+        )
 
     assert list((tmp_path / "scratch").iterdir()) == []
 
@@ -224,7 +238,9 @@ def test_the_job_runs_its_steps_and_the_aggregation_on_every_worker_of_the_clust
         worker_pids = client.run(os.getpid)
         with get_task_stream(client) as stream:
             result = finished(
-                process_on_cluster(dask_cluster.address, small_file, tmp_path, block_bytes=512 << 10, bucket_bytes=512 << 10)
+                process_on_cluster(
+                    dask_cluster.address, small_file, tmp_path, block_bytes=512 << 10, bucket_bytes=512 << 10
+                )
             )
 
     assert (result["status"], result["exit_status"], result["error"]) == ("SUCCESS", 0, None)
@@ -247,7 +263,9 @@ def test_the_job_succeeds_with_the_same_output_when_a_worker_is_killed_during_th
     with Client(disposable_cluster.address) as client:
         names = {address: name for name, address in disposable_cluster.worker_names(client).items()}
         with get_task_stream(client) as stream:
-            job = process_on_cluster(disposable_cluster.address, larger_file, tmp_path, block_bytes=KILL_BLOCK_BYTES, bucket_bytes=1 << 20)
+            job = process_on_cluster(
+                disposable_cluster.address, larger_file, tmp_path, block_bytes=KILL_BLOCK_BYTES, bucket_bytes=1 << 20
+            )
             victim = wait_for_map_results_while_mapping(client)
             disposable_cluster.kill_worker(names[victim])
             result = finished(job)
@@ -266,7 +284,9 @@ def test_two_runs_of_the_job_at_once_on_one_cluster_each_run_their_own_steps(
     """Stock dagster-dask keys a step's Dask task ``<job>.<step>``: the second run would get the first's."""
     with Client(dask_cluster.address) as client, get_task_stream(client) as stream:
         jobs = [
-            process_on_cluster(dask_cluster.address, small_file, tmp_path / run, block_bytes=512 << 10, bucket_bytes=512 << 10)
+            process_on_cluster(
+                dask_cluster.address, small_file, tmp_path / run, block_bytes=512 << 10, bucket_bytes=512 << 10
+            )
             for run in ("first", "second")
         ]
         results = [finished(job) for job in jobs]
@@ -304,12 +324,18 @@ def test_a_scheduler_address_nobody_listens_on_fails_the_run_within_seconds_nami
     unused_scheduler_address, small_file, tmp_path
 ):
     started = time.monotonic()
-    result = finished(process_on_cluster(unused_scheduler_address, small_file, tmp_path, block_bytes=1 << 20, bucket_bytes=1 << 20))
+    result = finished(
+        process_on_cluster(unused_scheduler_address, small_file, tmp_path, block_bytes=1 << 20, bucket_bytes=1 << 20)
+    )
     elapsed = time.monotonic() - started
 
     assert (result["status"], result["exit_status"]) == ("FAILURE", 1)
-    assert f"The Dask scheduler at {unused_scheduler_address} (DASK_SCHEDULER_ADDRESS) did not answer" in result["error"]
-    records = {record.dagster_event.event_type: record for record in run_events(tmp_path / "dagster_home", result["run_id"])}
+    assert (
+        f"The Dask scheduler at {unused_scheduler_address} (DASK_SCHEDULER_ADDRESS) did not answer" in result["error"]
+    )
+    records = {
+        record.dagster_event.event_type: record for record in run_events(tmp_path / "dagster_home", result["run_id"])
+    }
     run_start, run_failure = records[DagsterEventType.RUN_START], records[DagsterEventType.RUN_FAILURE]
     assert unused_scheduler_address in run_failure.dagster_event.event_specific_data.error.message
     assert run_failure.timestamp - run_start.timestamp < FAIL_FAST_SECONDS

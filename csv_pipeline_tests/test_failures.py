@@ -42,7 +42,12 @@ def process(tmp_path: Path, input_url: str, output_url: str, **environ: str) -> 
     env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "dagster_home"), **environ}
     return subprocess.Popen(
         [str(CSV_PIPELINE), "process", input_url, "--output", output_url],
-        env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
 
 
@@ -97,7 +102,9 @@ def tmpfs(path: Path, options: str) -> Iterator[Path]:
 
 
 def leftovers(folder: Path) -> list[str]:
-    return sorted(str(path.relative_to(folder)) for path in folder.rglob("*") if path.is_file()) if folder.exists() else []
+    return (
+        sorted(str(path.relative_to(folder)) for path in folder.rglob("*") if path.is_file()) if folder.exists() else []
+    )
 
 
 def test_a_bad_file_prints_its_sentence_and_no_stack_trace(tmp_path):

@@ -16,11 +16,11 @@ from dagster import DagsterRunStatus, SensorResult, execute_job
 from dagster._core.definitions.partitions.utils.base import INVALID_PARTITION_SUBSTRINGS
 
 from csv_pipeline.definitions import defs
-from csv_pipeline.engine import InvalidFileError
-from csv_pipeline.inbox import SYMLINK, file_key_problem
 from csv_pipeline.defs.jobs import PROCESS_INBOX_FILE
 from csv_pipeline.defs.partitions import inbox_files
 from csv_pipeline.defs.resources.play_files import PlayFiles
+from csv_pipeline.engine import InvalidFileError
+from csv_pipeline.inbox import SYMLINK, file_key_problem
 from csv_pipeline.labels import ERROR_TAG, FILE_TAG, VERSION_TAG
 from csv_pipeline_tests.test_inbox_sensor import ROWS, Daemon, put
 
@@ -290,7 +290,11 @@ def csv_pipeline_process(tmp_path: Path, input_path: bytes | str) -> subprocess.
     env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "dagster_home")}
     return subprocess.run(
         [str(CSV_PIPELINE), "process", input_path, "--output", "out"],
-        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=300,
     )
 
 
@@ -342,9 +346,15 @@ def test_submit_refuses_a_key_the_sensor_would_skip(tmp_path):
 
     done = subprocess.run(
         [str(CSV_PIPELINE), "submit", "plays.csv", "--key", "2026/../../plays.csv"],
-        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=300,
     )
 
     assert (done.returncode, done.stdout) == (2, "")
-    assert "2026/../../plays.csv: the inbox sensor would skip it: its path has an empty, '.' or '..' part" in done.stderr
+    assert (
+        "2026/../../plays.csv: the inbox sensor would skip it: its path has an empty, '.' or '..' part" in done.stderr
+    )
     assert sorted(path.name for path in tmp_path.iterdir()) == ["plays.csv"]

@@ -11,10 +11,10 @@ from dagster import (
 )
 
 from csv_pipeline.definitions import defs
-from csv_pipeline.inbox import file_version
 from csv_pipeline.defs.partitions import inbox_files
 from csv_pipeline.defs.resources.play_files import PlayFiles
 from csv_pipeline.defs.sensors.inbox_sensor import inbox_sensor
+from csv_pipeline.inbox import file_version
 from csv_pipeline.labels import FILE_TAG, VERSION_TAG
 
 ROWS = b"Song,Date,Number of Plays\nUmbrella,2020-01-01,100\n"

@@ -21,7 +21,14 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "csv_pipeline"
 
 FORBIDDEN = {
-    "engine": ("dagster", "dagster_dask", "dagster_postgres", "csv_pipeline.defs", "csv_pipeline.cli", "csv_pipeline.definitions"),
+    "engine": (
+        "dagster",
+        "dagster_dask",
+        "dagster_postgres",
+        "csv_pipeline.defs",
+        "csv_pipeline.cli",
+        "csv_pipeline.definitions",
+    ),
     "defs": ("csv_pipeline.cli",),
     "settings.py": ("dagster", "csv_pipeline.defs", "csv_pipeline.cli", "csv_pipeline.definitions"),
     "inbox.py": ("dagster", "csv_pipeline.defs", "csv_pipeline.cli", "csv_pipeline.definitions"),
@@ -93,7 +100,9 @@ def test_a_layer_imports_nothing_from_the_layers_above_it(layer: str):
 
 def test_the_rule_catches_imports_inside_functions_and_relative_ones(tmp_path: Path):
     module = tmp_path / "probe.py"
-    module.write_text("def later():\n    from dagster import asset\n    from ..defs import jobs\n    return asset, jobs\n")
+    module.write_text(
+        "def later():\n    from dagster import asset\n    from ..defs import jobs\n    return asset, jobs\n"
+    )
 
     found = imported_modules(module, "csv_pipeline.engine")
 
@@ -138,7 +147,11 @@ def test_the_import_rule_skips_function_bodies_and_type_checking_blocks(tmp_path
         "def run():\n    import distributed\n    return distributed\n"
     )
 
-    assert imported_modules(module, "csv_pipeline.cli", at_import=True) == {"typing", "typing.TYPE_CHECKING", "argparse"}
+    assert imported_modules(module, "csv_pipeline.cli", at_import=True) == {
+        "typing",
+        "typing.TYPE_CHECKING",
+        "argparse",
+    }
     assert {"dagster", "distributed"} <= imported_modules(module, "csv_pipeline.cli")
 
 
@@ -163,7 +176,9 @@ def heavy_modules_loaded(code: str, tmp_path: Path) -> tuple[int, list[str]]:
         "CSV_PIPELINE_INBOX": str(tmp_path / "inbox"),
         "CSV_PIPELINE_DAGSTER_URL": f"http://127.0.0.1:{free_port()}",
     }
-    answer = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, cwd=tmp_path, check=True)
+    answer = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, env=env, cwd=tmp_path, check=True
+    )
     exit_code, loaded = answer.stdout.strip().splitlines()[-1].split(" ", 1)
     return int(exit_code), json.loads(loaded)
 

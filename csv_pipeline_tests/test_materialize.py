@@ -73,4 +73,7 @@ def test_outside_a_dask_worker_without_an_address_the_op_says_what_to_do(instanc
 
     assert not result.success
     (failure,) = [event for event in result.all_events if event.is_step_failure]
-    assert "runs outside a Dask worker and the dask resource has no scheduler_address" in failure.event_specific_data.error.message
+    assert (
+        "runs outside a Dask worker and the dask resource has no scheduler_address"
+        in failure.event_specific_data.error.message
+    )

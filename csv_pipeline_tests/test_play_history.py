@@ -16,11 +16,11 @@ import pyarrow as pa
 import pytest
 from dagster import AssetKey, DagsterInstance, execute_job
 
-from csv_pipeline.engine import history
-from csv_pipeline.inbox import file_version
 from csv_pipeline.defs.jobs import PROCESS_INBOX_FILE
 from csv_pipeline.defs.partitions import inbox_files
 from csv_pipeline.defs.resources.play_files import PlayFiles
+from csv_pipeline.engine import history
+from csv_pipeline.inbox import file_version
 from csv_pipeline.labels import FILE_TAG, VERSION_TAG
 from csv_pipeline_tests.service_fixtures import FAKE_AWS
 
@@ -29,14 +29,17 @@ pytest_plugins = ["csv_pipeline_tests.service_fixtures"]
 CSV_PIPELINE = Path(sys.executable).parent / "csv-pipeline"
 HEADER = ["Song", "Date", "Total Number of Plays for Date"]
 
-FIRST = b'Song,Date,Number of Plays\nIn The End,2020-01-01,1000\nIn The End,2020-01-01,500\nUmbrella,2020-01-02,250\n"Say ""hi"", now",2020-01-03,7\n'
+FIRST = (
+    b"Song,Date,Number of Plays\nIn The End,2020-01-01,1000\nIn The End,2020-01-01,500\n"
+    b'Umbrella,2020-01-02,250\n"Say ""hi"", now",2020-01-03,7\n'
+)
 SECOND = b"Song,Date,Number of Plays\nIn The End,2020-01-01,3\nUmbrella,2020-01-02,1\nZebra,2020-02-01,9\n"
 FIRST_REWRITTEN = b"Song,Date,Number of Plays\nIn The End,2020-01-01,10\nYesterday,2020-03-01,4\n"
 SECOND_BROKEN = b"Song,Date,Number of Plays\nIn The End,2020-01-01,3\nUmbrella,2020-01-02,patata\n"
 
 BOTH = [
     ["In The End", "2020-01-01", "1503"],
-    ["Say \"hi\", now", "2020-01-03", "7"],
+    ['Say "hi", now', "2020-01-03", "7"],
     ["Umbrella", "2020-01-02", "251"],
     ["Zebra", "2020-02-01", "9"],
 ]
@@ -92,12 +95,20 @@ def check_history_contract(
 
     assert printed_history(env, cwd, "--song", "In The End") == [AFTER_REWRITE[0]]
     assert printed_history(env, cwd, "--song", "In The") == []
-    assert printed_history(env, cwd, "--from", "2020-01-02", "--until", "2020-02-01") == AFTER_REWRITE[1:2] + AFTER_REWRITE[3:]
+    assert (
+        printed_history(env, cwd, "--from", "2020-01-02", "--until", "2020-02-01")
+        == AFTER_REWRITE[1:2] + AFTER_REWRITE[3:]
+    )
 
 
-def check_concurrent_files(start: Callable[[str, bytes], Callable[[], bool]], env: dict[str, str], cwd: Path, table_url: str) -> None:
+def check_concurrent_files(
+    start: Callable[[str, bytes], Callable[[], bool]], env: dict[str, str], cwd: Path, table_url: str
+) -> None:
     """Two files processed at once (both started before either ends): both contributions land."""
-    waits = [start("third.csv", b"Song,Date,Number of Plays\nAlpha,2021-05-01,2\n"), start("fourth.csv", b"Song,Date,Number of Plays\nAlpha,2021-05-01,5\nBeta,2021-05-02,1\n")]
+    waits = [
+        start("third.csv", b"Song,Date,Number of Plays\nAlpha,2021-05-01,2\n"),
+        start("fourth.csv", b"Song,Date,Number of Plays\nAlpha,2021-05-01,5\nBeta,2021-05-02,1\n"),
+    ]
     assert all(wait() for wait in waits)
     expected = [["Alpha", "2021-05-01", "7"], ["Beta", "2021-05-02", "1"]]
     assert printed_history(env, cwd, "--from", "2021-01-01") == expected
@@ -206,7 +217,9 @@ def test_concurrent_commits_of_different_files_are_all_kept(tmp_path):
     shards = []
     for index in range(8):
         shard = tmp_path / f"part-{index}.csv"
-        shard.write_text(f"Song,Date,Total Number of Plays for Date\nSong {index},2020-01-01,{index + 1}\nShared,2020-01-01,1\n")
+        shard.write_text(
+            f"Song,Date,Total Number of Plays for Date\nSong {index},2020-01-01,{index + 1}\nShared,2020-01-01,1\n"
+        )
         shards.append(str(shard))
     barrier = threading.Barrier(len(shards))
     errors = []
@@ -239,7 +252,9 @@ def test_maintenance_compacts_a_file_loaded_in_pieces_and_keeps_the_sums(tmp_pat
 
     table_url = str(tmp_path / "history")
     shard = tmp_path / "part-00000.csv"
-    shard.write_text("Song,Date,Total Number of Plays for Date\n" + "".join(f"S{i:04d},2020-01-01,{i}\n" for i in range(3000)))
+    shard.write_text(
+        "Song,Date,Total Number of Plays for Date\n" + "".join(f"S{i:04d},2020-01-01,{i}\n" for i in range(3000))
+    )
     history.replace_file(table_url, "big.csv", "run-1", [str(shard)])
     rows = DeltaTable(table_url).to_pyarrow_table()
     from deltalake import write_deltalake
@@ -263,7 +278,9 @@ def test_maintenance_compacts_a_file_loaded_in_pieces_and_keeps_the_sums(tmp_pat
 
 
 def test_a_bad_date_argument_exits_2(tmp_path):
-    done = csv_pipeline("history", "--from", "2020-02-30", env={**os.environ, "CSV_PIPELINE_HISTORY": str(tmp_path)}, cwd=tmp_path)
+    done = csv_pipeline(
+        "history", "--from", "2020-02-30", env={**os.environ, "CSV_PIPELINE_HISTORY": str(tmp_path)}, cwd=tmp_path
+    )
 
     assert done.returncode == 2
     assert "'2020-02-30' is not a date as YYYY-MM-DD" in done.stderr
@@ -274,7 +291,10 @@ def _make_bucket(endpoint: str, bucket: str) -> None:
     import s3fs
 
     s3fs.S3FileSystem(
-        endpoint_url=endpoint, key=FAKE_AWS["AWS_ACCESS_KEY_ID"], secret=FAKE_AWS["AWS_SECRET_ACCESS_KEY"], skip_instance_cache=True
+        endpoint_url=endpoint,
+        key=FAKE_AWS["AWS_ACCESS_KEY_ID"],
+        secret=FAKE_AWS["AWS_SECRET_ACCESS_KEY"],
+        skip_instance_cache=True,
     ).mkdir(bucket)
 
 
@@ -283,7 +303,10 @@ def test_the_maintenance_job_compacts_and_observes_the_whole_history(tmp_path, p
     from csv_pipeline.defs.assets.play_history import PlayHistory, maintain_play_history
 
     table_url = str(tmp_path / "elsewhere")
-    for name, content in {"a.csv": "A,2020-01-01,1\nB,2020-02-01,2\n", "b.csv": "A,2020-01-01,4\nC,2020-02-09,8\n"}.items():
+    for name, content in {
+        "a.csv": "A,2020-01-01,1\nB,2020-02-01,2\n",
+        "b.csv": "A,2020-01-01,4\nC,2020-02-09,8\n",
+    }.items():
         shard = tmp_path / f"{name}-part-00000.csv"
         shard.write_text("Song,Date,Total Number of Plays for Date\n" + content)
         history.replace_file(table_url, name, "run-1", [str(shard)])
@@ -295,11 +318,18 @@ def test_the_maintenance_job_compacts_and_observes_the_whole_history(tmp_path, p
 
     assert result.success
     assert any(path.name.endswith(".checkpoint.parquet") for path in (tmp_path / "elsewhere" / "_delta_log").iterdir())
-    (observation,) = [event.asset_observation_data.asset_observation for event in result.all_events if event.event_type_value == "ASSET_OBSERVATION"]
+    (observation,) = [
+        event.asset_observation_data.asset_observation
+        for event in result.all_events
+        if event.event_type_value == "ASSET_OBSERVATION"
+    ]
     assert observation.asset_key == AssetKey("play_history")
     metadata = {key: value.value for key, value in observation.metadata.items()}
     assert (metadata["files"], metadata["rows"], metadata["distinct_songs"], metadata["total_plays"]) == (2, 4, 3, 15)
-    assert [(r.data["month"], r.data["plays"]) for r in metadata["plays_per_month"].records] == [("2020-01", 5), ("2020-02", 10)]
+    assert [(r.data["month"], r.data["plays"]) for r in metadata["plays_per_month"].records] == [
+        ("2020-01", 5),
+        ("2020-02", 10),
+    ]
     assert (metadata["plays 2020-01"], metadata["plays 2020-02"]) == (5, 10)
     assert metadata["table_version"] == _version(table_url)
     assert defs.get_schedule_def("maintain_play_history_daily").job.name == "maintain_play_history"

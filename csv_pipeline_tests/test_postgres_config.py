@@ -52,10 +52,20 @@ def test_the_instance_storage_works_in_both_documented_forms(form, database, tmp
         for name, content in (("good.csv", GOOD), ("bad.csv", BAD)):
             (tmp_path / name).write_text(content)
         cli = [str(CSV_PIPELINE), "process"]
-        good = subprocess.run([*cli, str(tmp_path / "good.csv"), "--output", str(tmp_path / "cli_out")],
-                              env=service.env, capture_output=True, text=True, timeout=600)
-        bad = subprocess.run([*cli, str(tmp_path / "bad.csv"), "--output", str(tmp_path / "cli_out")],
-                             env=service.env, capture_output=True, text=True, timeout=600)
+        good = subprocess.run(
+            [*cli, str(tmp_path / "good.csv"), "--output", str(tmp_path / "cli_out")],
+            env=service.env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        bad = subprocess.run(
+            [*cli, str(tmp_path / "bad.csv"), "--output", str(tmp_path / "cli_out")],
+            env=service.env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert good.returncode == 0 and good.stdout.strip(), good.stderr
         assert json.loads(good.stdout)["rows_out"] == 2
         assert bad.returncode == 1 and json.loads(bad.stdout)["error"] == BAD_SENTENCE
@@ -63,10 +73,17 @@ def test_the_instance_storage_works_in_both_documented_forms(form, database, tmp
         graphql = DagsterGraphQL(service.url)
         daemon_run = wait_until(
             lambda: run if (run := graphql.latest_run("daemon.csv")) and run.finished else None,
-            300, "the daemon's run of daemon.csv", service.logs,
+            300,
+            "the daemon's run of daemon.csv",
+            service.logs,
         )
-        status = subprocess.run([str(CSV_PIPELINE), "status", json.loads(bad.stdout)["run_id"]],
-                                env=service.env, capture_output=True, text=True, timeout=120)
+        status = subprocess.run(
+            [str(CSV_PIPELINE), "status", json.loads(bad.stdout)["run_id"]],
+            env=service.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
     assert (daemon_run.status, daemon_run.rows_out) == ("SUCCESS", 2)
     assert status.returncode == 1 and json.loads(status.stdout)["error"] == BAD_SENTENCE

@@ -142,7 +142,10 @@ def test_postgres_away_for_half_a_minute_during_a_run(outage):
     time.sleep(OUTAGE_SECONDS)
     postgres.pg_ctl("start")
     runs = wait_until_settled(postgres, file_key)
-    print(f"PostgreSQL away {OUTAGE_SECONDS} s: settled {time.monotonic() - stopped:.1f} s after the stop; runs (status, will retry): {runs}")
+    print(
+        f"PostgreSQL away {OUTAGE_SECONDS} s: settled {time.monotonic() - stopped:.1f} s after the stop; "
+        f"runs (status, will retry): {runs}"
+    )
     assert service.all_running()
     assert runs[0][0] == "FAILURE"  # its events could not be written: failed, not hanging
     if runs[-1] == ("FAILURE", "false"):

@@ -73,9 +73,7 @@ def test_a_dask_scheduler_that_does_not_answer_fails_the_run_naming_it(tmp_path)
         unused.bind(("127.0.0.1", 0))
         address = f"tcp://127.0.0.1:{unused.getsockname()[1]}"
 
-    done = process(
-        tmp_path, str(SEED_FIXTURES / "initial_test.csv"), "--output", "out", DASK_SCHEDULER_ADDRESS=address
-    )
+    done = process(tmp_path, str(SEED_FIXTURES / "initial_test.csv"), "--output", "out", DASK_SCHEDULER_ADDRESS=address)
 
     assert done.returncode == 1
     result = json.loads(done.stdout)

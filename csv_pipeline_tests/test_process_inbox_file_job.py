@@ -20,10 +20,10 @@ from dagster import (
     execute_job,
 )
 
-from csv_pipeline.inbox import file_version
 from csv_pipeline.defs.jobs import PROCESS_INBOX_FILE
 from csv_pipeline.defs.partitions import inbox_files
 from csv_pipeline.defs.resources.play_files import PlayFiles
+from csv_pipeline.inbox import file_version
 from csv_pipeline.labels import ERROR_TAG, FILE_TAG, MANIFEST_TAG, VERSION_TAG
 
 SEED_FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -34,7 +34,14 @@ SEED_TOTALS = [
     ["Umbrella", "2020-01-02", "250"],
 ]
 MATERIALIZATION_METADATA = {
-    "output_files", "shards", "rows_in", "rows_out", "bytes_in", "bytes_out", "seconds", "preview",
+    "output_files",
+    "shards",
+    "rows_in",
+    "rows_out",
+    "bytes_in",
+    "bytes_out",
+    "seconds",
+    "preview",
 }
 
 
@@ -79,7 +86,9 @@ def test_a_good_file_is_materialized_with_its_shards_and_metadata(instance, play
 
     assert result.success
     (aggregated,) = [
-        event for event in result.all_events if event.is_successful_output and event.step_key.endswith("aggregate_plays")
+        event
+        for event in result.all_events
+        if event.is_successful_output and event.step_key.endswith("aggregate_plays")
     ]
     assert aggregated.step_output_data.metadata["dask_workers"].value == (os.cpu_count() or 1), (
         "the aggregation runs inside a Dask worker and spreads over the whole local cluster"

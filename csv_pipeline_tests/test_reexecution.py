@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from dagster import ReexecutionOptions, execute_job
 
-from csv_pipeline.inbox import file_version
 from csv_pipeline.defs.jobs import PROCESS_INBOX_FILE
 from csv_pipeline.defs.partitions import inbox_files
+from csv_pipeline.inbox import file_version
 from csv_pipeline.labels import FILE_TAG, MANIFEST_TAG, VERSION_TAG
 from csv_pipeline_tests.test_process_inbox_file_job import file_contents, files_under, read_csv
 
@@ -56,6 +56,10 @@ def test_a_reexecution_from_a_step_writes_the_parent_runs_output_again(instance,
     assert shards_of(play_files.outbox, child_run_id) == shards_of(play_files.outbox, parent.run_id)
     manifest = instance.get_run_by_id(child_run_id).tags[MANIFEST_TAG]
     assert manifest.endswith(f"/{child_run_id}/_SUCCESS")
-    rows = [row for name in sorted(shards_of(play_files.outbox, child_run_id)) for row in read_csv(str(Path(manifest).parent / name))[1:]]
+    rows = [
+        row
+        for name in sorted(shards_of(play_files.outbox, child_run_id))
+        for row in read_csv(str(Path(manifest).parent / name))[1:]
+    ]
     assert rows == TOTALS
     assert files_under(play_files.scratch) == []

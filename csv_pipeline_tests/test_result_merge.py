@@ -19,7 +19,9 @@ def test_rows_of_all_shards_come_out_once_sorted_by_song_then_date_under_one_hea
     shards = [
         # Shards as the engine writes them: each sorted by Song then Date, songs interleaved
         # across shards, one song ("Umbrella") too big for one shard continuing in the next.
-        write_shard(tmp_path / "part-00000.csv", [("Hello, Goodbye", "2020-01-01", 3), ("Umbrella", "2020-01-01", 150)]),
+        write_shard(
+            tmp_path / "part-00000.csv", [("Hello, Goodbye", "2020-01-01", 3), ("Umbrella", "2020-01-01", 150)]
+        ),
         write_shard(tmp_path / "part-00001.csv", [("Umbrella", "2020-01-02", 250), ("Ünïcode ♫", "2020-01-01", 1)]),
         write_shard(tmp_path / "part-00002.csv", [("In The End", "2019-12-31", 7), ('Say "Hi"', "2020-01-01", 9)]),
         write_shard(tmp_path / "part-00003.csv", []),

@@ -6,14 +6,13 @@ from dataclasses import replace
 from pathlib import Path
 
 import psutil
-
 from dagster import DagsterInstance, DagsterRunStatus
 from dagster._core.launcher import WorkerStatus
 from dagster._core.test_utils import create_run_for_test
 
-from csv_pipeline.defs.sensors.run_recovery_sensor import remove_leftovers
 from csv_pipeline.defs.resources.play_files import PlayFiles
 from csv_pipeline.defs.run_launcher import ProcessIdentity, WorkerCheckingRunLauncher, record_run_worker
+from csv_pipeline.defs.sensors.run_recovery_sensor import remove_leftovers
 from csv_pipeline.labels import RUN_WORKER_TAG
 
 
@@ -43,7 +42,9 @@ def test_a_reused_pid_another_host_or_a_parents_tag_are_told_apart(instance: Dag
     assert health(instance, run.run_id) == WorkerStatus.RUNNING  # this process
     this_process = ProcessIdentity.from_tags(instance.get_run_by_id(run.run_id), RUN_WORKER_TAG)
 
-    instance.add_run_tags(run.run_id, {RUN_WORKER_TAG: replace(this_process, started=this_process.started - 3600).as_tag()})
+    instance.add_run_tags(
+        run.run_id, {RUN_WORKER_TAG: replace(this_process, started=this_process.started - 3600).as_tag()}
+    )
     assert health(instance, run.run_id) == WorkerStatus.FAILED  # the pid now belongs to a later process
 
     instance.add_run_tags(run.run_id, {RUN_WORKER_TAG: replace(this_process, host="elsewhere", pid=1 << 22).as_tag()})
@@ -53,7 +54,9 @@ def test_a_reused_pid_another_host_or_a_parents_tag_are_told_apart(instance: Dag
     assert health(instance, run.run_id) == WorkerStatus.RUNNING  # copied from the parent by a retry
 
 
-def test_leftovers_of_failed_runs_are_removed_and_those_of_other_runs_kept(instance: DagsterInstance, play_files: PlayFiles):
+def test_leftovers_of_failed_runs_are_removed_and_those_of_other_runs_kept(
+    instance: DagsterInstance, play_files: PlayFiles
+):
     runs = {
         status: create_run_for_test(
             instance,

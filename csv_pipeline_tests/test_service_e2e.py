@@ -38,7 +38,11 @@ def plays_file(rows: int, seed: int) -> tuple[bytes, Counter]:
     writer = csv.writer(text, lineterminator="\r\n")
     writer.writerow(["Song", "Date", "Number of Plays"])
     for _ in range(rows):
-        song, date, plays = rng.choice(songs), f"2026-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}", rng.randint(0, 10**6)
+        song, date, plays = (
+            rng.choice(songs),
+            f"2026-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}",
+            rng.randint(0, 10**6),
+        )
         writer.writerow([song, date, plays])
         totals[song, date] += plays
     return text.getvalue().encode(), totals
@@ -165,10 +169,15 @@ def test_submit_wait_prints_the_result_and_a_second_submit_prints_the_same_run(d
     printed = json.loads(answer.stdout)
     assert set(printed) == RESULT_KEYS
     assert {key: printed[key] for key in ("status", "file", "rows_in", "rows_out", "error")} == {
-        "status": "SUCCESS", "file": "e2e/submitted.csv", "rows_in": 7, "rows_out": 4, "error": None,
+        "status": "SUCCESS",
+        "file": "e2e/submitted.csv",
+        "rows_in": 7,
+        "rows_out": 4,
+        "error": None,
     }
     assert printed["output_files"] and all(
-        uri.startswith(f"{dagster_service.outbox}/e2e/submitted/{printed['run_id']}/") for uri in printed["output_files"]
+        uri.startswith(f"{dagster_service.outbox}/e2e/submitted/{printed['run_id']}/")
+        for uri in printed["output_files"]
     )
 
     again = dagster_service.cli("submit", str(local), "--key", "e2e/submitted.csv")
@@ -218,7 +227,9 @@ def test_a_run_whose_worker_dies_is_retried_and_status_follows_the_retry(dagster
 
     dagster_service.kill_run_worker(crashed.run_id)
 
-    retry = dagster_service.wait_for_run("e2e/crash.csv", until=lambda run: run.run_id != crashed.run_id and run.finished)
+    retry = dagster_service.wait_for_run(
+        "e2e/crash.csv", until=lambda run: run.run_id != crashed.run_id and run.finished
+    )
     assert (retry.status, retry.rows_out) == ("SUCCESS", 100 * 10)
     assert dagster_service.parent_run_id(retry.run_id) == crashed.run_id, dagster_service.runs_told("e2e/crash.csv")
     answer = dagster_service.cli("status", "e2e/crash.csv")

@@ -46,9 +46,10 @@ RUN_TIMEOUT_SECONDS = 600
 @pytest.fixture(scope="module")
 def service(s3_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DagsterService]:
     """A stack of this module's own: the tests here kill its daemon."""
-    with fresh_database() as dsn, running_service(
-        dsn, s3_endpoint, tmp_path_factory.mktemp("recovery"), "recovery", SMALL_TASKS
-    ) as stack:
+    with (
+        fresh_database() as dsn,
+        running_service(dsn, s3_endpoint, tmp_path_factory.mktemp("recovery"), "recovery", SMALL_TASKS) as stack,
+    ):
         yield stack
 
 
@@ -126,8 +127,10 @@ def test_a_run_worker_killed_mid_step_is_retried_and_what_it_left_is_removed(
     )
     cleaned = time.monotonic() - killed.at
     assert successes(service, killed.file_key) == [retry.run_id]
-    print(f"\nrun worker SIGKILLed in {step}: retry ended SUCCESS {recovered:.1f} s after the kill, "
-          f"leftovers gone {cleaned:.1f} s after it")
+    print(
+        f"\nrun worker SIGKILLed in {step}: retry ended SUCCESS {recovered:.1f} s after the kill, "
+        f"leftovers gone {cleaned:.1f} s after it"
+    )
 
 
 @pytest.mark.parametrize(
@@ -138,7 +141,11 @@ def test_a_run_worker_killed_mid_step_is_retried_and_what_it_left_is_removed(
     ],
 )
 def test_reexecutions_from_failure_and_from_a_selected_step_write_the_same_shards(
-    service: DagsterService, kills: Callable[[str], Kill], reference_shards: dict[str, bytes], step: str, selected: list[str]
+    service: DagsterService,
+    kills: Callable[[str], Kill],
+    reference_shards: dict[str, bytes],
+    step: str,
+    selected: list[str],
 ):
     """As the UI's "Re-execute from failure" and "Re-execute from selected": the GraphQL mutation
     it sends, from the run killed in the middle of ``step`` and from its successful retry."""
@@ -152,8 +159,16 @@ def test_reexecutions_from_failure_and_from_a_selected_step_write_the_same_shard
     )
     from_step = launch_reexecution(service, selected_steps_params(service, retry, selected))
 
-    for run_id, executed in ((from_failure, {f"play_totals.{step}", "play_totals.write_shards"}), (from_step, set(selected))):
-        wait_until(lambda: True if service.graphql.run(run_id).finished else None, RUN_TIMEOUT_SECONDS, f"run {run_id}", service.logs)
+    for run_id, executed in (
+        (from_failure, {f"play_totals.{step}", "play_totals.write_shards"}),
+        (from_step, set(selected)),
+    ):
+        wait_until(
+            lambda run_id=run_id: True if service.graphql.run(run_id).finished else None,
+            RUN_TIMEOUT_SECONDS,
+            f"run {run_id}",
+            service.logs,
+        )
         assert service.graphql.run(run_id).status == "SUCCESS"
         # Whether the steps after play_totals (its checks, the play history load) run again depends
         # on what the parent run had done of them; the ops of play_totals are what is asserted.
@@ -165,7 +180,9 @@ def test_reexecutions_from_failure_and_from_a_selected_step_write_the_same_shard
 def test_a_run_whose_whole_daemon_process_group_dies_is_failed_and_retried(service: DagsterService, plays: Path):
     file_key = "recovery/group-killed.csv"
     service.s3.put_file(str(plays), f"{service.inbox}/{file_key}")
-    dead = service.wait_for_run(file_key, until=lambda run: run.status == "STARTED" and worker_recorded(service, run.run_id))
+    dead = service.wait_for_run(
+        file_key, until=lambda run: run.status == "STARTED" and worker_recorded(service, run.run_id)
+    )
 
     service.kill_daemon(whole_group=True)
     assert service.graphql.run(dead.run_id).status == "STARTED"
@@ -179,14 +196,18 @@ def test_a_run_whose_whole_daemon_process_group_dies_is_failed_and_retried(servi
         service.logs,
     )
     detected = time.monotonic() - restarted
-    retry = service.wait_for_run(file_key, until=lambda run: run.run_id != dead.run_id and run.finished, timeout=RUN_TIMEOUT_SECONDS)
+    retry = service.wait_for_run(
+        file_key, until=lambda run: run.run_id != dead.run_id and run.finished, timeout=RUN_TIMEOUT_SECONDS
+    )
     recovered = time.monotonic() - restarted
 
     assert failed.status == "FAILURE" and "is gone" in failed.error
     assert retry.status == "SUCCESS" and service.parent_run_id(retry.run_id) == dead.run_id
     assert successes(service, file_key) == [retry.run_id]
-    print(f"\nwhole daemon process group SIGKILLed: dead run failed {detected:.1f} s after the daemon restart, "
-          f"its retry ended SUCCESS {recovered:.1f} s after it")
+    print(
+        f"\nwhole daemon process group SIGKILLed: dead run failed {detected:.1f} s after the daemon restart, "
+        f"its retry ended SUCCESS {recovered:.1f} s after it"
+    )
 
 
 def test_a_daemon_killed_mid_burst_loses_no_file_and_runs_none_twice(service: DagsterService):
@@ -196,7 +217,9 @@ def test_a_daemon_killed_mid_burst_loses_no_file_and_runs_none_twice(service: Da
     keys = [f"recovery/burst/{number:02d}.csv" for number in range(BURST_FILES)]
     for number, key in enumerate(keys):
         service.put(key, plays_file(rows=50, seed=number)[0])
-    wait_until(lambda: True if len(done(service, keys)) >= 2 else None, RUN_TIMEOUT_SECONDS, "the burst to start", service.logs)
+    wait_until(
+        lambda: True if len(done(service, keys)) >= 2 else None, RUN_TIMEOUT_SECONDS, "the burst to start", service.logs
+    )
     hung: dict[int, psutil.Process] = {}
     all_stopped: list[float] = []
 
@@ -223,10 +246,15 @@ def test_a_daemon_killed_mid_burst_loses_no_file_and_runs_none_twice(service: Da
     service.start_daemon()
 
     wait_until(
-        lambda: True if service.graphql.run(orphan).finished else None, RUN_TIMEOUT_SECONDS, f"run {orphan} to fail", service.logs
+        lambda: True if service.graphql.run(orphan).finished else None,
+        RUN_TIMEOUT_SECONDS,
+        f"run {orphan} to fail",
+        service.logs,
     )
     orphan_failed = time.monotonic() - restarted
-    wait_until(lambda: True if len(done(service, keys)) == len(keys) else None, RUN_TIMEOUT_SECONDS, "the burst", service.logs)
+    wait_until(
+        lambda: True if len(done(service, keys)) == len(keys) else None, RUN_TIMEOUT_SECONDS, "the burst", service.logs
+    )
     drained = time.monotonic() - restarted
 
     failed = service.graphql.run(orphan)
@@ -235,8 +263,10 @@ def test_a_daemon_killed_mid_burst_loses_no_file_and_runs_none_twice(service: Da
     assert "is gone and the run worker did not start within" in failed.error, failed.error
     assert {key: len(successes(service, key)) for key in keys} == {key: 1 for key in keys}
     assert run_in_status(service, "QUEUED") is None
-    print(f"\ndaemon SIGKILLed mid-burst of {BURST_FILES} files while launching a run: the run without a worker "
-          f"failed {orphan_failed:.1f} s after the restart; queue drained {drained:.1f} s after it")
+    print(
+        f"\ndaemon SIGKILLed mid-burst of {BURST_FILES} files while launching a run: the run without a worker "
+        f"failed {orphan_failed:.1f} s after the restart; queue drained {drained:.1f} s after it"
+    )
 
 
 def kill_run_worker_mid_step(service: DagsterService, file_key: str, step: str) -> str:

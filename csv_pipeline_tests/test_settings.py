@@ -62,5 +62,7 @@ def test_the_scratch_root_can_be_moved():
 
 @pytest.mark.parametrize("value", ["0", "-5", "1e9", "lots"])
 def test_a_shard_limit_that_is_not_a_positive_number_is_refused(value):
-    with pytest.raises(ValueError, match=f"CSV_PIPELINE_MAX_SHARD_BYTES must be a positive whole number of bytes, not '{value}'"):
+    with pytest.raises(
+        ValueError, match=f"CSV_PIPELINE_MAX_SHARD_BYTES must be a positive whole number of bytes, not '{value}'"
+    ):
         Settings.from_env({"CSV_PIPELINE_MAX_SHARD_BYTES": value})

@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from csv_pipeline.defs.assets.checks import ACCOUNTED_FOR
 from csv_pipeline.cli.process import run_file
+from csv_pipeline.defs.assets.checks import ACCOUNTED_FOR
 from csv_pipeline_tests.service_fixtures import free_port, start_process, stop_process, wait_until
 
 CHROMIUM = "/usr/bin/chromium"
@@ -72,7 +72,15 @@ def webserver(processed: dict, tmp_path: Path) -> Iterator[str]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     process = start_process(
-        [str(Path(sys.executable).parent / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port), "-m", "csv_pipeline.definitions"],
+        [
+            str(Path(sys.executable).parent / "dagster-webserver"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-m",
+            "csv_pipeline.definitions",
+        ],
         env={**os.environ, "DAGSTER_HOME": str(processed["home"])},
         cwd=tmp_path,
         log=tmp_path / "webserver.log",
@@ -114,7 +122,9 @@ def test_support_staff_see_each_files_story(processed, webserver, browser, scree
     # The good file's partition: materialized, with its counts, shard paths and preview.
     page.goto(f"{webserver}/assets/play_totals?view=partitions&partition=demo.csv")
     dismiss_first_visit_dialog(page)
-    details = page.get_by_text("Latest materialization").locator("xpath=ancestor::*[.//text()[contains(., 'rows_out')]][1]")
+    details = page.get_by_text("Latest materialization").locator(
+        "xpath=ancestor::*[.//text()[contains(., 'rows_out')]][1]"
+    )
     expect(page.get_by_text("Materialized", exact=True).first).to_be_visible()
     expect(details.get_by_text("rows_out", exact=True)).to_be_visible()
     expect(details.get_by_text(good.output_files[0]).first).to_be_visible()
@@ -150,7 +160,6 @@ def test_support_staff_see_each_files_story(processed, webserver, browser, scree
     expect(page.get_by_text("plays_out (read back)")).to_be_visible()
     page.screenshot(path=screenshots / "checks.png")
 
-
     # The deploy README's queries, exactly as written there, default to the key demo.csv.
     latest_run, story = (_graphql(webserver, query) for query in _readme_queries())
     (run,) = latest_run["runsOrError"]["results"]
@@ -164,11 +173,13 @@ def test_support_staff_see_each_files_story(processed, webserver, browser, scree
     assert values["first_date"]["text"] == "2020-01-01"
     assert len(values["preview"]["table"]["records"]) == 4
     assert [json.loads(record) for record in values["top_songs"]["table"]["records"]] == [
-        {"Song": "In The End", "Plays": 2000}, {"Song": "Umbrella", "Plays": 400}
+        {"Song": "In The End", "Plays": 2000},
+        {"Song": "Umbrella", "Plays": 400},
     ]
     checks = story["assetCheckExecutions"]
     assert [(check["partition"], check["status"]) for check in checks] == [
-        ("plays.csv", "EXECUTION_FAILED"), ("demo.csv", "SUCCEEDED")
+        ("plays.csv", "EXECUTION_FAILED"),
+        ("demo.csv", "SUCCEEDED"),
     ]
 
 

@@ -29,7 +29,12 @@ def _demo_file(args: argparse.Namespace) -> int:
 
     try:
         write_demo_file(
-            args.file_name, args.total_size, songs=args.songs, days=args.days, seed=args.seed, progress=not args.no_progress
+            args.file_name,
+            args.total_size,
+            songs=args.songs,
+            days=args.days,
+            seed=args.seed,
+            progress=not args.no_progress,
         )
     except ValueError as error:
         print(f"csv-pipeline demo-file: {error}", file=sys.stderr)

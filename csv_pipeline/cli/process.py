@@ -68,8 +68,8 @@ def run_file(input_url: str, output_url: str) -> RunResult:
     from csv_pipeline.defs.jobs import PROCESS_INBOX_FILE
     from csv_pipeline.defs.partitions import inbox_files
     from csv_pipeline.defs.resources.play_files import PlayFiles
-    from csv_pipeline.labels import FILE_TAG, VERSION_TAG
     from csv_pipeline.inbox import file_key_problem, shown, symlink_problem
+    from csv_pipeline.labels import FILE_TAG, VERSION_TAG
     from csv_pipeline.settings import Settings, absolute_url
 
     input_url = absolute_url(input_url)
@@ -133,7 +133,9 @@ def _failure_message(result: JobExecutionResult) -> str | None:
     for event in result.all_events:
         if event.is_step_failure:
             failure = event.step_failure_data
-            return (failure.user_failure_data and failure.user_failure_data.description) or failure.error.message.strip()
+            return (
+                failure.user_failure_data and failure.user_failure_data.description
+            ) or failure.error.message.strip()
         if event.is_run_failure:
             error = event.job_failure_data.error
             return error.message.strip() if error else event.message

@@ -36,7 +36,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--key", help="file key in the inbox, e.g. 2026/11/plays.csv (default: FILE's name)")
     parser.add_argument("--wait", action="store_true", help="follow the run until it ends and print its result")
     parser.add_argument(
-        "--timeout", type=float, default=3600.0, metavar="SECONDS", help="give up waiting after this long (default 3600)"
+        "--timeout",
+        type=float,
+        default=3600.0,
+        metavar="SECONDS",
+        help="give up waiting after this long (default 3600)",
     )
     parser.set_defaults(command=submit)
 

@@ -43,16 +43,16 @@ from dagster import (
     multiple_process_executor_requirements,
 )
 from dagster._core.definitions.reconstruct import ReconstructableJob
-from dagster._core.execution.api import create_execution_plan, execute_plan
 from dagster._core.errors import raise_execution_interrupts
+from dagster._core.execution.api import create_execution_plan, execute_plan
 from dagster._core.execution.context.system import PlanOrchestrationContext
 from dagster._core.execution.plan.plan import ExecutionPlan
 from dagster._core.execution.plan.state import KnownExecutionState
 from dagster._core.execution.retries import RetryMode
 from dagster._core.instance.ref import InstanceRef
 from dagster._core.storage.dagster_run import DagsterRun
-from dagster._utils import iterate_with_context
 from dagster._serdes import deserialize_value, serialize_value
+from dagster._utils import iterate_with_context
 from dagster_dask.executor import DaskExecutor, get_dask_resource_requirements
 from distributed import Client, LocalCluster, as_completed
 
@@ -134,9 +134,7 @@ class RunScopedDaskExecutor(DaskExecutor):
         """Steps are retried by their ``RetryPolicy`` (dagster-dask's executor disables retries)."""
         return RetryMode.ENABLED
 
-    def execute(
-        self, plan_context: PlanOrchestrationContext, execution_plan: ExecutionPlan
-    ) -> Iterator[DagsterEvent]:
+    def execute(self, plan_context: PlanOrchestrationContext, execution_plan: ExecutionPlan) -> Iterator[DagsterEvent]:
         run = plan_context.dagster_run
         record_run_worker(plan_context.instance, run.run_id)
         with self._client(plan_context.job_name) as client:

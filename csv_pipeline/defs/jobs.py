@@ -4,8 +4,8 @@ from dagster import define_asset_job
 from dagster._core.definitions.reconstruct import ReconstructableRepository
 from dagster._core.storage.tags import RETRY_STRATEGY_TAG
 
-from csv_pipeline.defs.assets.play_totals import play_totals
 from csv_pipeline.defs.assets.play_history import play_history
+from csv_pipeline.defs.assets.play_totals import play_totals
 
 process_inbox_file = define_asset_job(
     "process_inbox_file",

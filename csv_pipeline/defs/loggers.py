@@ -29,7 +29,9 @@ class OneLineErrorFormatter(logging.Formatter):
         if error is not None:
             user_failure = getattr(data, "user_failure_data", None)
             # An error's message starts with its class path (dagster._core.definitions.events.Failure: ...).
-            sentence = (user_failure.description if user_failure else None) or _CLASS_PATH.sub("", error.message.strip())
+            sentence = (user_failure.description if user_failure else None) or _CLASS_PATH.sub(
+                "", error.message.strip()
+            )
             # Dagster appends the error's display string after a blank line; keep what is before it.
             before_error = record.getMessage().split("\n\n", 1)[0]
             record.msg = f"{before_error} {sentence.splitlines()[0]}"

@@ -52,7 +52,6 @@ def detect_header(fs: AbstractFileSystem, path: str, size: int, file_name: str) 
     detail = error.problem if error.column is None else f"{error.column} {error.value!r} {error.problem}"
     raise InvalidFileError(
         file_name,
-        f"invalid header: the first row {row!r} is neither the header "
-        f"{HEADER_LINE!r} nor a valid data row ({detail})",
+        f"invalid header: the first row {row!r} is neither the header {HEADER_LINE!r} nor a valid data row ({detail})",
         line=line,
     )

@@ -152,9 +152,15 @@ class _Count:
         self._last_song = songs[-1].as_py()
         # Sum per date first (an integer hash aggregate over the batch), then per month over the
         # few distinct dates: calendar arithmetic on every row would cost more than the load.
-        days = pa.table({"date": batch.column("date"), "plays": batch.column("plays")}).group_by("date").aggregate([("plays", "sum")])
+        days = (
+            pa.table({"date": batch.column("date"), "plays": batch.column("plays")})
+            .group_by("date")
+            .aggregate([("plays", "sum")])
+        )
         dates = days.column("date")
-        months = pa.table({"month": pc.add(pc.multiply(pc.year(dates), 100), pc.month(dates)), "plays": days.column("plays_sum")})
+        months = pa.table(
+            {"month": pc.add(pc.multiply(pc.year(dates), 100), pc.month(dates)), "plays": days.column("plays_sum")}
+        )
         for row in months.group_by("month").aggregate([("plays", "sum")]).to_pylist():
             month = f"{row['month'] // 100:04d}-{row['month'] % 100:02d}"
             self.plays_per_month[month] = self.plays_per_month.get(month, 0) + row["plays_sum"]
@@ -234,7 +240,7 @@ def write_totals(
     with _duckdb() as connection:
         connection.register("rows", scanner.to_reader())
         totals = connection.sql(
-            "SELECT song AS \"Song\", date AS \"Date\", CAST(sum(plays) AS BIGINT) AS \"Total Number of Plays for Date\" "
+            'SELECT song AS "Song", date AS "Date", CAST(sum(plays) AS BIGINT) AS "Total Number of Plays for Date" '
             "FROM rows GROUP BY song, date ORDER BY song, date"
         )
         out.write(header)
@@ -253,7 +259,9 @@ def _csv_lines(batch: pa.RecordBatch) -> memoryview:
     return memoryview(lines.buffers()[2])[offsets[0] : offsets[-1]] if len(lines) else memoryview(b"")
 
 
-def _row_filter(song: str | None, date_from: datetime.date | None, date_until: datetime.date | None) -> pc.Expression | None:
+def _row_filter(
+    song: str | None, date_from: datetime.date | None, date_until: datetime.date | None
+) -> pc.Expression | None:
     conditions = []
     if song is not None:
         conditions.append(pc.field("song") == song)
@@ -310,7 +318,8 @@ def scan_totals(table_url: str) -> Totals:
         connection.register("history", table.to_pyarrow_dataset())  # scanned with only the columns named
         ((songs,),) = connection.sql("SELECT count(DISTINCT song) FROM history").fetchall()
         months = connection.sql(
-            "SELECT strftime(date, '%Y-%m') AS month, CAST(sum(plays) AS BIGINT) FROM history GROUP BY month ORDER BY month"
+            "SELECT strftime(date, '%Y-%m') AS month, CAST(sum(plays) AS BIGINT) FROM history "
+            "GROUP BY month ORDER BY month"
         ).fetchall()
     return Totals(table.version(), int(songs), tuple((month, int(plays)) for month, plays in months))
 

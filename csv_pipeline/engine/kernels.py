@@ -32,7 +32,9 @@ def values(array: pa.Array, dtype: type) -> np.ndarray:
 def row_buffers(table: pa.Table) -> tuple[np.ndarray, memoryview | bytes, np.ndarray, np.ndarray]:
     """A table of SCHEMA as the (song offsets, song bytes, days, plays) arguments of a loop."""
     table = table.combine_chunks()
-    songs, days, plays = (column.chunk(0) if column.num_chunks else pa.array([], column.type) for column in table.columns)
+    songs, days, plays = (
+        column.chunk(0) if column.num_chunks else pa.array([], column.type) for column in table.columns
+    )
     return (*string_buffers(songs), values(days, np.int32), values(plays, np.int64))
 
 

@@ -129,7 +129,9 @@ def _write_buckets(out: BinaryIO, table: pa.Table, bucket_rows: np.ndarray, buck
     message_offsets = [0]
     for bucket in range(buckets):
         part = table.slice(bucket_rows[bucket], bucket_rows[bucket + 1] - bucket_rows[bucket])
-        message = pa.RecordBatch.from_arrays([column.combine_chunks() for column in part.columns], schema=SCHEMA).serialize()
+        message = pa.RecordBatch.from_arrays(
+            [column.combine_chunks() for column in part.columns], schema=SCHEMA
+        ).serialize()
         out.write(message)
         message_offsets.append(message_offsets[-1] + message.size)
     return np.array(message_offsets, np.int64)
@@ -142,7 +144,7 @@ def _copy_bucket_by_bucket(spilled: memoryview, block_offsets: np.ndarray, out: 
     for first in range(0, buckets, _COPY_SLAB_BUCKETS):
         slab = np.array(block_offsets[:, first : min(first + _COPY_SLAB_BUCKETS, buckets) + 1]).T.tolist()
         for starts, ends in pairwise(slab):
-            out.writelines(spilled[start:end] for start, end in zip(starts, ends))
+            out.writelines(spilled[start:end] for start, end in zip(starts, ends, strict=True))
 
 
 def _plays_and_days(table: pa.Table) -> tuple[int, tuple[int, int] | None]:
@@ -169,7 +171,7 @@ def run_map(client: Client, plan: FilePlan, scratch_url: str) -> tuple[list[int]
         tasks = _map_tasks(plan, offsets)
         todo = [task for task in tasks if task not in done]
         futures = client.map(map_blocks, [plan] * len(todo), todo, [scratch_url] * len(todo)) if todo else []
-        done.update(zip(todo, client.gather(futures)))
+        done.update(zip(todo, client.gather(futures), strict=True))
         results = [done[task] for task in tasks]
         parity = plan.quotes_before_data
         misaligned = set()
@@ -187,6 +189,6 @@ def _map_tasks(plan: FilePlan, offsets: list[int]) -> list[tuple[tuple[int, int]
     nominal range, so merging two blocks changes at most the two tasks around the boundary."""
     task_starts = plan.offsets[:: plan.blocks_per_map_task]
     tasks: dict[int, list[tuple[int, int]]] = {}
-    for start, end in zip(offsets, offsets[1:] + [plan.size]):
+    for start, end in pairwise([*offsets, plan.size]):
         tasks.setdefault(bisect_right(task_starts, start) - 1, []).append((start, end))
     return [tuple(blocks) for blocks in tasks.values()]

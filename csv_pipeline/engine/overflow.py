@@ -16,7 +16,9 @@ from csv_pipeline.engine.rules import MAX_INT64
 from csv_pipeline.engine.totals import TotalOverflow
 
 
-def rows_of_key(plan: FilePlan, nominal_start: int, nominal_end: int, song: str, day: str) -> tuple[int, list[tuple[int, int]]]:
+def rows_of_key(
+    plan: FilePlan, nominal_start: int, nominal_end: int, song: str, day: str
+) -> tuple[int, list[tuple[int, int]]]:
     """(newlines in the block, [(line within the block, plays)] of the rows of one key).
 
     The block was valid when it was mapped; it is read again, so the version check holds.
@@ -28,7 +30,9 @@ def rows_of_key(plan: FilePlan, nominal_start: int, nominal_end: int, song: str,
     newlines, table, lines, error = parse_rows(data, plan.file_name, lines=True)
     if error is not None:
         raise error
-    same_key = pc.and_(pc.equal(table["song"], song), pc.equal(table["date"], pa.scalar(datetime.date.fromisoformat(day))))
+    same_key = pc.and_(
+        pc.equal(table["song"], song), pc.equal(table["date"], pa.scalar(datetime.date.fromisoformat(day)))
+    )
     matches = np.flatnonzero(same_key.to_numpy(zero_copy_only=False))
     plays = table["plays"].to_numpy()
     return newlines, [(int(lines[row]) + 1, int(plays[row])) for row in matches]

@@ -74,7 +74,9 @@ def aggregate(
 ) -> Aggregation:
     """Parse, validate, shuffle and sum the file on the cluster behind ``client``."""
     if max_shard_bytes <= len(OUTPUT_HEADER):
-        raise ValueError(f"the maximum shard size ({max_shard_bytes} bytes) must exceed the header's {len(OUTPUT_HEADER)} bytes")
+        raise ValueError(
+            f"the maximum shard size ({max_shard_bytes} bytes) must exceed the header's {len(OUTPUT_HEADER)} bytes"
+        )
     fs, path = storage.filesystem(plan.url, plan.storage_options)
     check_version(fs, path, plan.file_name, plan.version)  # before the workers' size check says it less clearly
     check_workers_reach(client, reads={plan.url: plan.size}, writes=[scratch_url], storage_options=plan.storage_options)
@@ -89,7 +91,10 @@ def aggregate(
     futures = client.map(
         reduce_bucket,
         range(plan.buckets),
-        [[(result.path, *result.bucket_offsets[bucket : bucket + 2]) for result in filled] for bucket in range(plan.buckets)],
+        [
+            [(result.path, *result.bucket_offsets[bucket : bucket + 2]) for result in filled]
+            for bucket in range(plan.buckets)
+        ],
         [scratch_url] * plan.buckets,
         [plan.storage_options] * plan.buckets,
         [max_shard_bytes] * plan.buckets,
@@ -128,7 +133,7 @@ def write_shards(client: Client, aggregation: Aggregation, output_url: str) -> M
     options = aggregation.plan.storage_options
     check_workers_reach(client, writes=[output_url], storage_options=options)
     if jobs:
-        client.gather(client.map(write_piece, *zip(*jobs), [options] * len(jobs)))
+        client.gather(client.map(write_piece, *zip(*jobs, strict=True), [options] * len(jobs)))
     else:  # no rows at all: one shard holding only the header
         target = storage.join(output_url, "part-00000.csv")
         storage.write_bytes(target, [OUTPUT_HEADER], options)

@@ -93,7 +93,9 @@ def _problems_here(reads: dict[str, int], tokens: dict[str, str], storage_option
         try:
             fs.cat_file(path)
         except FileNotFoundError:
-            problems.append((directory, "is not shared with the Dask client (a file the client wrote there is missing)"))
+            problems.append(
+                (directory, "is not shared with the Dask client (a file the client wrote there is missing)")
+            )
             continue
         except OSError as error:
             problems.append((directory, f"cannot be read ({_reason(error)})"))

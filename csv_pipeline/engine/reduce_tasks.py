@@ -61,7 +61,10 @@ def reduce_bucket(
     storage.write_bytes(url, [OUTPUT_HEADER, rendered.body], storage_options)
     preview_lines = rendered.body[: rendered.line_offsets[min(PREVIEW_ROWS, rendered.rows)]]
     _, preview_rows, _, _ = parse_rows(preview_lines, "preview")  # the rendered lines are valid input rows
-    preview = tuple((song, str(day), plays) for song, day, plays in zip(*(column.to_pylist() for column in preview_rows.columns)))
+    preview = tuple(
+        (song, str(day), plays)
+        for song, day, plays in zip(*(column.to_pylist() for column in preview_rows.columns), strict=True)
+    )
     pieces = _cut_pieces(rendered.line_offsets + len(OUTPUT_HEADER), rendered.song_starts, max_shard_bytes)
     return BucketResult(bucket, url, rendered.rows, pieces, preview, _top_songs(rendered))
 
@@ -76,7 +79,7 @@ def _top_songs(rendered: RenderedBucket) -> tuple[tuple[str, int], ...]:
     offsets = rendered.line_offsets
     lines = b"".join(rendered.body[offsets[start] : offsets[start + 1]] for start in rendered.song_starts[top])
     _, rows, _, _ = parse_rows(lines, "top songs")  # each song's first line, a valid input row
-    return most_played(zip(rows.column(0).to_pylist(), rendered.song_totals[top].tolist()))
+    return most_played(zip(rows.column(0).to_pylist(), rendered.song_totals[top].tolist(), strict=True))
 
 
 def most_played(songs: Iterable[tuple[str, int]]) -> tuple[tuple[str, int], ...]:
@@ -104,7 +107,10 @@ def _cut_pieces(offsets: np.ndarray, song_starts: np.ndarray, max_shard_bytes: i
             if song_end > first:
                 end = song_end
             elif end <= first:
-                raise ValueError(f"a row of {offsets[first + 1] - offsets[first]} bytes does not fit in a shard of {max_shard_bytes} bytes")
+                raise ValueError(
+                    f"a row of {offsets[first + 1] - offsets[first]} bytes does not fit "
+                    f"in a shard of {max_shard_bytes} bytes"
+                )
         pieces.append(Piece(first, end, int(offsets[first]), int(offsets[end])))
         first = end
     return tuple(pieces)

@@ -12,6 +12,7 @@ import warnings
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 import numpy as np
 import pyarrow as pa
@@ -29,13 +30,13 @@ from dagster import (
 from distributed import Client
 
 from csv_pipeline import engine
-from csv_pipeline.engine import storage
-from csv_pipeline.engine.reduce_tasks import MOST_PLAYED
-from csv_pipeline.engine.rules import MAX_INT64, OUTPUT_COLUMNS
 from csv_pipeline.defs.assets.top_songs import top_songs_table
 from csv_pipeline.defs.partitions import inbox_files
 from csv_pipeline.defs.resources.dask_client import DaskClient
 from csv_pipeline.defs.resources.play_files import PlayFiles
+from csv_pipeline.engine import storage
+from csv_pipeline.engine.reduce_tasks import MOST_PLAYED
+from csv_pipeline.engine.rules import MAX_INT64, OUTPUT_COLUMNS
 from csv_pipeline.labels import PLAYS_IN, ROWS_IN, TOP_SONGS
 
 READ_BLOCK_BYTES = 16 << 20
@@ -62,14 +63,18 @@ def read_shard(uri: str) -> ShardReading:
     """Stream one shard and summarise it; memory is one record batch, whatever the shard's size."""
     fs, path = storage.filesystem(uri)
     size = fs.size(path)
-    convert = pacsv.ConvertOptions(column_types=dict(zip(OUTPUT_COLUMNS, (pa.string(), pa.string(), pa.int64()))))
+    convert = pacsv.ConvertOptions(
+        column_types=dict(zip(OUTPUT_COLUMNS, (pa.string(), pa.string(), pa.int64()), strict=True))
+    )
     rows = plays = 0
     first_key = last_key = unsorted = None
     top: list[tuple[int, str]] = []
     first_song = last_song = None
     first_total = last_total = 0  # plays of the shard's first song, and of the song being summed
     with fs.open(path, "rb") as stream:
-        reader = pacsv.open_csv(stream, read_options=pacsv.ReadOptions(block_size=READ_BLOCK_BYTES), convert_options=convert)
+        reader = pacsv.open_csv(
+            stream, read_options=pacsv.ReadOptions(block_size=READ_BLOCK_BYTES), convert_options=convert
+        )
         header = tuple(reader.schema.names)
         for batch in reader:
             if not batch.num_rows:
@@ -80,8 +85,12 @@ def read_shard(uri: str) -> ShardReading:
                 if position is not None:
                     unsorted = rows + position + 2  # 1-based, after the header
             plays += _exact_sum(totals)
-            by_song = pa.table({"song": songs, "plays": totals}).group_by("song", use_threads=False).aggregate([("plays", "sum")])
-            for song, total in zip(by_song["song"].to_pylist(), by_song["plays_sum"].to_pylist()):
+            by_song = (
+                pa.table({"song": songs, "plays": totals})
+                .group_by("song", use_threads=False)
+                .aggregate([("plays", "sum")])
+            )
+            for song, total in zip(by_song["song"].to_pylist(), by_song["plays_sum"].to_pylist(), strict=True):
                 if song == last_song:
                     last_total += total
                     continue
@@ -133,7 +142,9 @@ def top_songs(readings: list[ShardReading]) -> tuple[tuple[str, int], ...]:
     totals: Counter[str] = Counter()
     for reading in readings:
         totals.update(reading.song_totals)
-    ranked = sorted(((song, min(plays, MAX_INT64)) for song, plays in totals.items()), key=lambda item: (-item[1], item[0]))
+    ranked = sorted(
+        ((song, min(plays, MAX_INT64)) for song, plays in totals.items()), key=lambda item: (-item[1], item[0])
+    )
     return tuple(ranked[:MOST_PLAYED])
 
 
@@ -177,7 +188,7 @@ def sorted_and_bounded(readings: list[ShardReading], max_shard_bytes: int) -> As
     keyed = [r for r in readings if r.rows]
     problems += [  # a song too large for one shard goes on in the next one, its dates still in order
         f"{after.uri} goes on with {before.last_key[0]!r} at or before the last date of {before.uri}"
-        for before, after in zip(keyed, keyed[1:])
+        for before, after in pairwise(keyed)
         if after.first_key[0] == before.last_key[0] and after.first_key <= before.last_key
     ]
     return AssetCheckResult(

@@ -25,9 +25,9 @@ from dagster import (
 )
 
 from csv_pipeline import engine
-from csv_pipeline.engine import history
 from csv_pipeline.defs.partitions import inbox_files
 from csv_pipeline.defs.resources.play_files import PlayFiles
+from csv_pipeline.engine import history
 
 # The observation also carries the latest months as numbers of their own, which the UI plots.
 MONTHS_PLOTTED = 24
@@ -104,7 +104,8 @@ def maintain_history_table(context: OpExecutionContext, play_files: PlayFiles, h
 
 def _months_table(plays_per_month: tuple[tuple[str, int], ...]) -> MetadataValue:
     return MetadataValue.table(
-        [TableRecord({"month": month, "plays": plays}) for month, plays in plays_per_month], schema=PLAYS_PER_MONTH_SCHEMA
+        [TableRecord({"month": month, "plays": plays}) for month, plays in plays_per_month],
+        schema=PLAYS_PER_MONTH_SCHEMA,
     )
 
 

@@ -37,11 +37,11 @@ from distributed.comm import CommClosedError
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from csv_pipeline import engine
-from csv_pipeline.engine.storage import remove_tree
 from csv_pipeline.defs.assets.top_songs import top_songs_table
 from csv_pipeline.defs.partitions import inbox_files
 from csv_pipeline.defs.resources.dask_client import DaskClient
 from csv_pipeline.defs.resources.play_files import PlayFiles
+from csv_pipeline.engine.storage import remove_tree
 from csv_pipeline.labels import ERROR_TAG, MANIFEST_TAG, OUTPUT_FILES, PLAYS_IN, ROWS_IN, ROWS_OUT, TOP_SONGS
 
 SHARDS_SCHEMA = TableSchema(
@@ -133,7 +133,9 @@ def write_shards(
     into its own scratch.
     """
     if aggregation.scratch_url != play_files.scratch_url(context.run_id):
-        context.log.info(f"Aggregating again: the aggregation handed over was made by another run, in {aggregation.scratch_url}")
+        context.log.info(
+            f"Aggregating again: the aggregation handed over was made by another run, in {aggregation.scratch_url}"
+        )
         aggregation, _ = _aggregate(context, play_files, dask, aggregation.plan)
     output_url = play_files.output_url(context.partition_key, context.run_id)
     doing = f"cannot write the output to {output_url}"
@@ -270,9 +272,7 @@ def _materialization_metadata(context: OpExecutionContext, manifest: engine.Mani
         TOP_SONGS: top_songs_table(manifest.top_songs),
         "preview": MetadataValue.table(
             [
-                TableRecord(
-                    {"Song": song, "Date": date, "Total Number of Plays for Date": total}
-                )
+                TableRecord({"Song": song, "Date": date, "Total Number of Plays for Date": total})
                 for song, date, total in manifest.preview
             ],
             schema=PREVIEW_SCHEMA,

@@ -9,4 +9,6 @@ TOP_SONGS_SCHEMA = TableSchema([TableColumn("Song", "string"), TableColumn("Play
 
 def top_songs_table(songs: Iterable[tuple[str, int]]) -> MetadataValue:
     """(song, plays over all dates) pairs, most played first, as a table the UI draws."""
-    return MetadataValue.table([TableRecord({"Song": song, "Plays": plays}) for song, plays in songs], schema=TOP_SONGS_SCHEMA)
+    return MetadataValue.table(
+        [TableRecord({"Song": song, "Plays": plays}) for song, plays in songs], schema=TOP_SONGS_SCHEMA
+    )

@@ -13,10 +13,10 @@ from dagster import (
     sensor,
 )
 
-from csv_pipeline.inbox import InboxFile, list_inbox, shown
 from csv_pipeline.defs.jobs import process_inbox_file
 from csv_pipeline.defs.partitions import inbox_files
 from csv_pipeline.defs.resources.play_files import PlayFiles
+from csv_pipeline.inbox import InboxFile, list_inbox, shown
 from csv_pipeline.labels import FILE_TAG, VERSION_TAG
 
 POLL_SECONDS = 5
@@ -46,7 +46,9 @@ def inbox_sensor(context: SensorEvaluationContext, play_files: PlayFiles) -> Sen
         {**{key: file.stamp for key, file in inbox.files.items()}, **dict.fromkeys(inbox.skipped, SKIPPED)},
         sort_keys=True,
     )
-    skipped = [f"{shown(key)}: {reason}" for key, reason in sorted(inbox.skipped.items()) if handled.get(key) != SKIPPED]
+    skipped = [
+        f"{shown(key)}: {reason}" for key, reason in sorted(inbox.skipped.items()) if handled.get(key) != SKIPPED
+    ]
     for line in skipped:
         context.log.warning(f"Skipped {line}.")
     changed = {
@@ -100,5 +102,7 @@ def _skip_reason(inbox: str, skipped: list[str]) -> str:
     reason = f"No new or changed .csv file in {inbox}."
     if skipped:
         more = len(skipped) - SKIPS_IN_TICK_MESSAGE
-        reason += f" Skipped {'; '.join(skipped[:SKIPS_IN_TICK_MESSAGE])}" + (f"; and {more} more." if more > 0 else ".")
+        reason += f" Skipped {'; '.join(skipped[:SKIPS_IN_TICK_MESSAGE])}" + (
+            f"; and {more} more." if more > 0 else "."
+        )
     return reason

@@ -15,17 +15,17 @@ It runs in the code server, on the daemon's machine, and requests no runs.
 """
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from dagster import DagsterInstance, DefaultSensorStatus, SensorEvaluationContext, SkipReason, sensor
 from dagster._core.storage.dagster_run import DagsterRun, DagsterRunStatus, RunsFilter
 from dagster._core.storage.tags import PARTITION_NAME_TAG
 
-from csv_pipeline.engine.pipeline import SUCCESS
-from csv_pipeline.engine.storage import filesystem, join, remove_tree
 from csv_pipeline.defs.jobs import process_inbox_file
 from csv_pipeline.defs.resources.play_files import PlayFiles
 from csv_pipeline.defs.run_launcher import ProcessIdentity
+from csv_pipeline.engine.pipeline import SUCCESS
+from csv_pipeline.engine.storage import filesystem, join, remove_tree
 from csv_pipeline.labels import LAUNCHED_BY_TAG
 
 INTERVAL_SECONDS = 10
@@ -70,7 +70,7 @@ def remove_leftovers(instance: DagsterInstance, play_files: PlayFiles, since: fl
         RunsFilter(
             job_name=process_inbox_file.name,
             statuses=[DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED],
-            updated_after=datetime.fromtimestamp(since, tz=timezone.utc),
+            updated_after=datetime.fromtimestamp(since, tz=UTC),
         )
     )
     for record in records:
