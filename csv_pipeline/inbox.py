@@ -4,7 +4,9 @@ A file key is the path relative to the inbox (``2026/11/plays.csv``); it names t
 partition and the outbox folder of the file's results. The version is the S3 ETag, or
 ``<size>-<mtime_ns>`` on a local disk, so a file rewritten under the same name is seen as new.
 On S3 the listing also says when the object was last written, so a re-put of the same bytes can
-be told from a file merely seen again. No Dagster imports: the CLI uses this too.
+be told from a file merely seen again. Every entry also has the time it arrived in the inbox, by
+the store's own clock, so the sensor can tell the few recent entries from the many it handled
+long ago. No Dagster imports: the CLI uses this too.
 """
 
 import os
@@ -42,10 +44,14 @@ class InboxFile:
 
 @dataclass(frozen=True)
 class Inbox:
-    """The ``.csv`` files that can be processed, and the ones skipped with the reason why."""
+    """The ``.csv`` files that can be processed, the ones skipped with the reason why, and when
+    each of them ``arrived`` (seconds since the epoch, by the store's clock): on S3 the object's
+    LastModified, locally the inode change time, which a move into the inbox sets (the mtime
+    it keeps may be days old)."""
 
     files: dict[str, InboxFile]
     skipped: dict[str, str]
+    arrived: dict[str, float]
 
 
 def list_inbox(inbox: str) -> Inbox:
@@ -56,10 +62,11 @@ def list_inbox(inbox: str) -> Inbox:
     """
     fs, root = fsspec.core.url_to_fs(inbox)
     if not fs.exists(root):
-        return Inbox({}, {})
+        return Inbox({}, {}, {})
     root = root.rstrip("/")
     files: dict[str, InboxFile] = {}
     skipped: dict[str, str] = {}
+    arrived: dict[str, float] = {}
     for path, info in fs.find(root, detail=True).items():
         key = path[len(root) + 1 :]
         if info.get("islink"):
@@ -71,7 +78,9 @@ def list_inbox(inbox: str) -> Inbox:
                 skipped[key] = problem
             else:
                 files[key] = _listed(fs, path, info)
-    return Inbox(files, skipped)
+        if key in files or key in skipped:
+            arrived[key] = _arrived(fs, path, info)
+    return Inbox(files, skipped, arrived)
 
 
 def file_version(url: str) -> str:
@@ -142,3 +151,10 @@ def _listed(fs: fsspec.AbstractFileSystem, path: str, info: dict[str, Any]) -> I
         return InboxFile(f"{info['size']}-{os.stat(path).st_mtime_ns}")
     written = info.get("LastModified")
     return InboxFile(str(info["ETag"]).strip('"'), f"{written.timestamp():.6f}" if written else "")
+
+
+def _arrived(fs: fsspec.AbstractFileSystem, path: str, info: dict[str, Any]) -> float:
+    if isinstance(fs, LocalFileSystem):
+        return os.lstat(path).st_ctime
+    written = info.get("LastModified")
+    return written.timestamp() if written else 0.0

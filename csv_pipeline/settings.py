@@ -12,6 +12,10 @@ from csv_pipeline.engine.sizes import BLOCK_BYTES as DEFAULT_BLOCK_BYTES
 from csv_pipeline.engine.sizes import BUCKET_BYTES as DEFAULT_BUCKET_BYTES
 from csv_pipeline.engine.sizes import DEFAULT_MAX_SHARD_BYTES
 
+# How long before the newest inbox file another one may still appear in a listing with its
+# older time: S3 dates a multipart upload from its start, so this is the longest upload.
+DEFAULT_UPLOAD_WINDOW_SECONDS = 900
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -29,6 +33,7 @@ class Settings:
     dagster_home: str
     step_outputs: str | None  # where ops hand each other their small results; None: the instance's storage
     history: str | None = None  # the play history table; None: <outbox>/_history of each run
+    upload_window_seconds: int = DEFAULT_UPLOAD_WINDOW_SECONDS
 
     @property
     def history_url(self) -> str:
@@ -52,6 +57,9 @@ class Settings:
             if environ.get("CSV_PIPELINE_STEP_OUTPUTS")
             else None,
             history=absolute_url(environ["CSV_PIPELINE_HISTORY"]) if environ.get("CSV_PIPELINE_HISTORY") else None,
+            upload_window_seconds=_positive_int(
+                environ, "CSV_PIPELINE_UPLOAD_WINDOW_SECONDS", DEFAULT_UPLOAD_WINDOW_SECONDS, "seconds"
+            ),
         )
 
 
@@ -61,10 +69,10 @@ def absolute_url(location: str) -> str:
     return location if "://" in location else os.path.abspath(location)
 
 
-def _positive_int(environ: Mapping[str, str], name: str, default: int) -> int:
+def _positive_int(environ: Mapping[str, str], name: str, default: int, unit: str = "bytes") -> int:
     raw = environ.get(name)
     if raw is None or raw == "":
         return default
     if not raw.strip().isdigit() or int(raw) <= 0:
-        raise ValueError(f"{name} must be a positive whole number of bytes, not {raw!r}.")
+        raise ValueError(f"{name} must be a positive whole number of {unit}, not {raw!r}.")
     return int(raw)

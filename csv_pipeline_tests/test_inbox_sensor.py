@@ -1,6 +1,5 @@
 """The inbox sensor against a real inbox folder and a real (temporary, SQLite) Dagster instance."""
 
-import json
 from pathlib import Path
 
 from dagster import (
@@ -13,6 +12,7 @@ from dagster import (
 from csv_pipeline.definitions import defs
 from csv_pipeline.defs.partitions import inbox_files
 from csv_pipeline.defs.resources.play_files import PlayFiles
+from csv_pipeline.defs.sensors.inbox_cursor import InboxCursor
 from csv_pipeline.defs.sensors.inbox_sensor import inbox_sensor
 from csv_pipeline.inbox import file_version
 from csv_pipeline.labels import FILE_TAG, VERSION_TAG
@@ -67,7 +67,7 @@ def test_each_new_csv_file_gets_a_partition_and_one_run(instance, play_files):
         assert request.run_key == f"{request.partition_key}@{request.tags[VERSION_TAG]}"
         assert request.run_config == play_files.run_config()
     assert sorted(instance.get_dynamic_partitions(inbox_files.name)) == keys
-    assert set(json.loads(result.cursor)) == set(keys)
+    assert set(InboxCursor.read(result.cursor).recent) == set(keys)
 
 
 def test_files_seen_again_start_nothing(instance, play_files):

@@ -66,3 +66,12 @@ def test_a_shard_limit_that_is_not_a_positive_number_is_refused(value):
         ValueError, match=f"CSV_PIPELINE_MAX_SHARD_BYTES must be a positive whole number of bytes, not '{value}'"
     ):
         Settings.from_env({"CSV_PIPELINE_MAX_SHARD_BYTES": value})
+
+
+def test_the_upload_window_is_whole_seconds():
+    assert Settings.from_env({}).upload_window_seconds == 900
+    assert Settings.from_env({"CSV_PIPELINE_UPLOAD_WINDOW_SECONDS": "3600"}).upload_window_seconds == 3600
+    with pytest.raises(
+        ValueError, match="CSV_PIPELINE_UPLOAD_WINDOW_SECONDS must be a positive whole number of seconds, not '15m'"
+    ):
+        Settings.from_env({"CSV_PIPELINE_UPLOAD_WINDOW_SECONDS": "15m"})

@@ -6,12 +6,13 @@ from dagster import ConfigurableResource
 
 from csv_pipeline.engine import InvalidFileError
 from csv_pipeline.inbox import file_key_problem, is_csv, shown, symlink_problem
-from csv_pipeline.settings import DEFAULT_BLOCK_BYTES, DEFAULT_BUCKET_BYTES, Settings
+from csv_pipeline.settings import DEFAULT_BLOCK_BYTES, DEFAULT_BUCKET_BYTES, DEFAULT_UPLOAD_WINDOW_SECONDS, Settings
 
 
 class PlayFiles(ConfigurableResource):
-    """Inbox, outbox and scratch locations (fsspec URLs: local paths or ``s3://``), the shard limit
-    and the engine's task sizes (smaller blocks and buckets: less memory per Dask task).
+    """Inbox, outbox and scratch locations (fsspec URLs: local paths or ``s3://``), the shard limit,
+    the engine's task sizes (smaller blocks and buckets: less memory per Dask task) and the
+    inbox's upload window (how late the sensor may list a file, counted from its arrival).
 
     Its values are also written into every run's config, so the Dask workers that run the ops
     use the locations the run was launched with, whatever their own environment says.
@@ -23,6 +24,7 @@ class PlayFiles(ConfigurableResource):
     max_shard_bytes: int
     block_bytes: int = DEFAULT_BLOCK_BYTES
     bucket_bytes: int = DEFAULT_BUCKET_BYTES
+    upload_window_seconds: int = DEFAULT_UPLOAD_WINDOW_SECONDS
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "PlayFiles":
@@ -33,6 +35,7 @@ class PlayFiles(ConfigurableResource):
             max_shard_bytes=settings.max_shard_bytes,
             block_bytes=settings.block_bytes,
             bucket_bytes=settings.bucket_bytes,
+            upload_window_seconds=settings.upload_window_seconds,
         )
 
     def input_url(self, file_key: str) -> str:
