@@ -5,7 +5,7 @@ Exit status: 0 success, 1 failed, 3 not finished, 2 unknown file or run, unreach
 
 import argparse
 
-from csv_pipeline.cli.run_results import find_result, report, service_command
+from csv_pipeline.cli.run_results import add_target_argument, find_result, report, service_command
 from csv_pipeline.settings import Settings
 
 
@@ -15,7 +15,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="the result of a file's latest run, or of a run id, as JSON",
         description="Exit 0 success, 1 failed (the message is printed), 3 not finished.",
     )
-    parser.add_argument("target", metavar="FILE_KEY_OR_RUN_ID")
+    add_target_argument(parser)
     parser.set_defaults(command=status)
 
 
