@@ -8,6 +8,7 @@ inbox file in the same instance.
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -16,8 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from dagster import DagsterRunStatus
 
-from csv_pipeline.cli.graphql_client import DagsterApiError, DagsterGraphQL
+from csv_pipeline.cli.graphql_client import DagsterApiError, DagsterGraphQL, RunResult
+from csv_pipeline.cli.run_results import PENDING, report
 from csv_pipeline_tests.service_fixtures import (
     CODE,
     STARTUP_TIMEOUT_SECONDS,
@@ -29,6 +32,7 @@ from csv_pipeline_tests.service_fixtures import (
 
 BIN = Path(sys.executable).parent
 SEED_FIXTURES = Path(__file__).resolve().parent / "fixtures"
+README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 @dataclass(frozen=True)
@@ -142,3 +146,14 @@ def test_a_path_outside_the_inbox_is_refused_naming_it(webserver, command):
             f"{target} is not inside the inbox {webserver.inbox}: name a file by its path in the inbox, "
             "its file key or a run id.\n"
         )
+
+
+def test_the_readme_tells_every_status_and_the_exit_code_it_gives():
+    """Its table of statuses names every status ``status`` can print, each with its true exit code."""
+    rows = re.findall(r"^  \| (`[A-Z_]+`(?:, `[A-Z_]+`)*) \| .+ \| (\d) \|$", README.read_text(), re.MULTILINE)
+    documented = {status: int(code) for statuses, code in rows for status in re.findall(r"`([A-Z_]+)`", statuses)}
+
+    assert set(documented) == {status.value for status in DagsterRunStatus} | {PENDING}
+    for status, code in documented.items():
+        run = RunResult(status=status, run_id=None if status == PENDING else "a-run-id", file="plays.csv")
+        assert report(run, print_json=False) == code, status

@@ -1,6 +1,7 @@
 """``csv-pipeline status``: the result of a file's latest run, or of a run id, as JSON.
 
-Exit status: 0 success, 1 failed, 3 not finished, 2 unknown file or run, unreachable service.
+Exit status: 0 success, 1 failed, 3 not finished, 2 unknown file or run, a path outside the
+inbox, unreachable service.
 """
 
 import argparse
@@ -13,7 +14,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "status",
         help="the result of a file's latest run, or of a run id, as JSON",
-        description="Exit 0 success, 1 failed (the message is printed), 3 not finished.",
+        description=(
+            "Exit 0 success, 1 failed (the message is printed), 3 not finished, 2 unknown file or run, "
+            "a path outside the inbox or an unreachable service."
+        ),
     )
     add_target_argument(parser)
     parser.set_defaults(command=status)
