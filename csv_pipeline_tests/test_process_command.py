@@ -1,6 +1,8 @@
 """``csv-pipeline process``, run as the installed console script: JSON out, exit 0, 1 or 2."""
 
+import contextlib
 import csv
+import errno
 import json
 import os
 import socket
@@ -16,6 +18,7 @@ from csv_pipeline.labels import FILE_TAG
 CSV_PIPELINE = Path(sys.executable).parent / "csv-pipeline"
 SEED_FIXTURES = Path(__file__).resolve().parent / "fixtures"
 RESULT_KEYS = {"status", "run_id", "file", "output_files", "rows_in", "rows_out", "error"}
+DASK_DASHBOARD_PORT = 8787  # where a Dask scheduler serves HTTP unless told otherwise
 
 
 def process(tmp_path: Path, *args: str, **environ: str) -> subprocess.CompletedProcess:
@@ -99,3 +102,33 @@ def test_usage_errors_and_unreadable_input_exit_2(tmp_path, args, said):
     assert done.stdout == ""
     assert said in done.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_a_first_run_in_a_fresh_folder_prints_no_telemetry_notice_nor_a_dashboard_port_warning(tmp_path):
+    """A new user's first command: no DAGSTER_HOME, no ~/.dagster, and the Dask dashboard's usual
+    port held by something else (another cluster's dashboard)."""
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {name: value for name, value in os.environ.items() if name != "DAGSTER_HOME"}
+    env = {name: value for name, value in env.items() if not name.startswith("CSV_PIPELINE_")}
+    env["HOME"] = str(home)
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(socket.create_server(("127.0.0.1", DASK_DASHBOARD_PORT)))
+        except OSError as error:  # in use already: what the test needs holds as well
+            if error.errno != errno.EADDRINUSE:
+                raise
+
+        done = subprocess.run(
+            [str(CSV_PIPELINE), "process", str(SEED_FIXTURES / "initial_test.csv"), "--output", "out"],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+            timeout=300,
+        )
+
+    assert done.returncode == 0, done.stderr
+    assert "telemetry" not in done.stderr.lower()
+    assert str(DASK_DASHBOARD_PORT) not in done.stderr
+    assert (tmp_path / ".dagster_home" / "dagster.yaml").is_file()

@@ -11,6 +11,7 @@ The only command that loads Dagster and the job, inside the functions that run i
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from collections.abc import Mapping
@@ -80,9 +81,7 @@ def run_file(input_url: str, output_url: str) -> RunResult:
         raise UnreadableInputError(f"{shown(file_key)}: not read: {problem}.")
     version = _version_of_readable(input_url)
     settings = Settings.from_env({**os.environ, "CSV_PIPELINE_INBOX": inbox, "CSV_PIPELINE_OUTBOX": output_url})
-    os.makedirs(settings.dagster_home, exist_ok=True)
-    # An empty dagster.yaml means Dagster's defaults (SQLite in DAGSTER_HOME), without the notice.
-    Path(settings.dagster_home, "dagster.yaml").touch()
+    _create_instance_config(Path(settings.dagster_home))
     with DagsterInstance.from_config(settings.dagster_home) as instance:
         instance.add_dynamic_partitions(inbox_files.name, [file_key])
         result = execute_job(
@@ -93,6 +92,15 @@ def run_file(input_url: str, output_url: str) -> RunResult:
         )
         run = instance.get_run_by_id(result.run_id)
     return _run_result(result, run.status.value, run.tags)
+
+
+def _create_instance_config(dagster_home: Path) -> None:
+    """Give an instance folder without a ``dagster.yaml`` one: Dagster's defaults (SQLite in the
+    folder), without the notice that it has none, and with telemetry off, so that a first run
+    prints no usage-statistics banner either. An existing ``dagster.yaml`` is left as it is."""
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError), (dagster_home / "dagster.yaml").open("x") as config:
+        config.write("telemetry:\n  enabled: false\n")
 
 
 def _version_of_readable(url: str) -> str:

@@ -8,7 +8,7 @@ import argparse
 import sys
 
 from csv_pipeline.cli import exit_codes
-from csv_pipeline.cli.run_results import find_result, report, say, service_command
+from csv_pipeline.cli.run_results import add_target_argument, find_result, report, say, service_command
 from csv_pipeline.settings import Settings
 
 
@@ -21,7 +21,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             "reading them as streams. Exit codes as for status."
         ),
     )
-    parser.add_argument("target", metavar="FILE_KEY_OR_RUN_ID")
+    add_target_argument(parser)
     parser.add_argument("--to", metavar="PATH", help="write here (local path or fsspec URL) instead of stdout")
     parser.set_defaults(command=result)
 

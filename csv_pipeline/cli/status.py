@@ -1,11 +1,12 @@
 """``csv-pipeline status``: the result of a file's latest run, or of a run id, as JSON.
 
-Exit status: 0 success, 1 failed, 3 not finished, 2 unknown file or run, unreachable service.
+Exit status: 0 success, 1 failed, 3 not finished, 2 unknown file or run, a path outside the
+inbox, unreachable service.
 """
 
 import argparse
 
-from csv_pipeline.cli.run_results import find_result, report, service_command
+from csv_pipeline.cli.run_results import add_target_argument, find_result, report, service_command
 from csv_pipeline.settings import Settings
 
 
@@ -13,9 +14,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "status",
         help="the result of a file's latest run, or of a run id, as JSON",
-        description="Exit 0 success, 1 failed (the message is printed), 3 not finished.",
+        description=(
+            "Exit 0 success, 1 failed (the message is printed), 3 not finished, 2 unknown file or run, "
+            "a path outside the inbox or an unreachable service."
+        ),
     )
-    parser.add_argument("target", metavar="FILE_KEY_OR_RUN_ID")
+    add_target_argument(parser)
     parser.set_defaults(command=status)
 
 

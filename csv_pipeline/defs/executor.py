@@ -236,12 +236,12 @@ def dask_executor_for(settings: Settings) -> ExecutorDefinition:
     if settings.dask_scheduler_address:
         cluster = {"existing": {"address": settings.dask_scheduler_address}}
     else:
-        cluster = {
-            "local": {
-                "processes": False,
-                "n_workers": os.cpu_count() or 1,
-                "threads_per_worker": 1,
-                "dashboard_address": settings.dask_dashboard,
-            }
-        }
+        local = {"processes": False, "n_workers": os.cpu_count() or 1, "threads_per_worker": 1}
+        if settings.dask_dashboard:
+            local["dashboard_address"] = settings.dask_dashboard
+        else:
+            # Without a dashboard the scheduler still serves HTTP (health, metrics), by default on
+            # port 8787, warning when that is taken: here on a free loopback port, dashboard off.
+            local.update(dashboard_address="127.0.0.1:0", scheduler_kwargs={"dashboard": False})
+        cluster = {"local": local}
     return dask_executor.configured({"cluster": cluster}, name="dask")
