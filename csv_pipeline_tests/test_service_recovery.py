@@ -276,9 +276,11 @@ def kill_run_worker_mid_step(service: DagsterService, file_key: str, step: str) 
 
     def under_way() -> bool | None:
         if step_statuses(service, run.run_id).get(f"play_totals.{step}") != "IN_PROGRESS":
+            if service.graphql.run(run.run_id).finished:
+                pytest.fail(f"run {run.run_id} ended before its {step} step was seen under way")
             return None
         written = scratch if step == "aggregate_plays" else output
-        return True if any("/part-" in name or "/blocks/" in name for name in service.s3.find(written)) else None
+        return True if any("/part-" in name or "/maps/" in name for name in service.s3.find(written)) else None
 
     wait_until(under_way, RUN_TIMEOUT_SECONDS, f"{step} of run {run.run_id} to be under way", service.logs)
     service.kill_run_worker(run.run_id)
