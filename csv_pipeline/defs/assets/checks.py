@@ -35,6 +35,7 @@ from csv_pipeline.defs.partitions import inbox_files
 from csv_pipeline.defs.resources.dask_client import DaskClient
 from csv_pipeline.defs.resources.play_files import PlayFiles
 from csv_pipeline.engine import storage
+from csv_pipeline.engine.cluster import gather
 from csv_pipeline.engine.reduce_tasks import MOST_PLAYED
 from csv_pipeline.engine.rules import MAX_INT64, OUTPUT_COLUMNS
 from csv_pipeline.labels import PLAYS_IN, ROWS_IN, TOP_SONGS
@@ -117,10 +118,10 @@ def _first_out_of_order(songs: pa.Array, days: pa.Array, previous: tuple[str, st
     if previous is not None and (songs[0].as_py(), days[0].as_py()) <= previous:
         return 0
     before, after = slice(0, len(songs) - 1), slice(1, None)
-    increasing = pc.or_(
-        pc.less(songs[before], songs[after]),
-        pc.and_(pc.equal(songs[before], songs[after]), pc.less(days[before], days[after])),
-    )
+    song_increases = pc.call_function("less", [songs[before], songs[after]])
+    same_song = pc.call_function("equal", [songs[before], songs[after]])
+    day_increases = pc.call_function("less", [days[before], days[after]])
+    increasing = pc.call_function("or", [song_increases, pc.call_function("and", [same_song, day_increases])])
     wrong = np.flatnonzero(~increasing.to_numpy(zero_copy_only=False))
     return int(wrong[0]) + 1 if len(wrong) else None
 
@@ -133,7 +134,7 @@ def _exact_sum(values: pa.Array) -> int:
 
 def read_shards(client: Client, manifest: engine.Manifest) -> list[ShardReading]:
     """Every shard read back by its own Dask task on the run's cluster."""
-    return client.gather(client.map(read_shard, manifest.output_files))
+    return gather(client, client.map(read_shard, manifest.output_files))
 
 
 def top_songs(readings: list[ShardReading]) -> tuple[tuple[str, int], ...]:
