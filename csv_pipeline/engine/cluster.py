@@ -1,6 +1,6 @@
 """Typed results of a ``distributed.Client``'s calls.
 
-The client's ``gather`` and ``run`` are typed to return either the results or, for an
+The client's ``gather``, ``run`` and ``nthreads`` are typed to return either the results or, for an
 asynchronous client, a coroutine of them. The engine's clients are synchronous, so these
 helpers return the results with their types; every engine step calls the cluster through them.
 """
@@ -21,3 +21,8 @@ def gather(client: Client, futures: Sequence[Future[T]]) -> list[T]:
 def run_on_workers(client: Client, function: Callable[..., Awaitable[T]], *args: Any) -> dict[str, T]:
     """``await function(*args)`` once in every worker process, by worker address."""
     return cast(dict[str, T], client.run(function, *args))
+
+
+def thread_counts(client: Client) -> dict[str, int]:
+    """Each worker's thread count, by worker address."""
+    return cast(dict[str, int], client.nthreads())
