@@ -40,7 +40,7 @@ def timed_runs(command: list[str], env: dict[str, str], cwd: str, repeat: int) -
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").partition("\n")[0])
     parser.add_argument("--entry", default="csv_pipeline.cli.main:run", help="module:function of the console script")
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()

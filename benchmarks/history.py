@@ -25,6 +25,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import psutil
 
@@ -32,9 +33,10 @@ from csv_pipeline.engine import history
 
 BIN = Path(sys.executable).parent
 SAMPLE_SECONDS = 0.05
+T = TypeVar("T")
 
 
-def timed(action: Callable[[], object]) -> tuple[float, object]:
+def timed(action: Callable[[], T]) -> tuple[float, T]:
     started = time.perf_counter()
     result = action()
     return time.perf_counter() - started, result

@@ -69,7 +69,7 @@ def timed_run(client: Client, source: Path, work: Path, max_pieces: int) -> tupl
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument(
         "--sizes",
         default=",".join(SIZES),
@@ -92,11 +92,21 @@ def main() -> None:
     inputs_dir = data_dir / "inputs"
     inputs_dir.mkdir(parents=True, exist_ok=True)
     source = InputFile(f"demo-{args.run}", inputs_dir / f"demo-{args.run}.csv", parse_size(args.run))
-    make_input(source, shutil.which("csv-pipeline", path=str(Path(sys.executable).parent)), inputs_dir)
+    csv_pipeline = shutil.which("csv-pipeline", path=str(Path(sys.executable).parent))
+    if csv_pipeline is None:
+        sys.exit(f"csv-pipeline is not installed next to {sys.executable}.")
+    make_input(source, csv_pipeline, inputs_dir)
     print(f"\n| run on {source.label} | plan | wall s |\n| --- | --- | ---: |")
     digests = set()
+    # dashboard_address=None turns the dashboard off, as distributed documents; its parameter is
+    # unannotated, so pyright takes the type of its default (a str).
     with (
-        LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None) as cluster,
+        LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            host="127.0.0.1",
+            dashboard_address=None,  # pyright: ignore[reportArgumentType]
+        ) as cluster,
         Client(cluster) as client,
     ):
         for name, max_pieces in (("one block per map task", NO_LIMIT), ("grouped blocks", args.max_pieces)):

@@ -67,7 +67,8 @@ def tick(instance: DagsterInstance, play_files: PlayFiles, cursor: str | None) -
     started = time.perf_counter()
     result = inbox_sensor(build_sensor_context(instance=instance, cursor=cursor, resources={"play_files": play_files}))
     seconds = time.perf_counter() - started
-    for request in result.dynamic_partitions_requests:
+    assert isinstance(result, SensorResult)  # what the inbox sensor returns, typed as any sensor's result
+    for request in result.dynamic_partitions_requests or []:
         instance.add_dynamic_partitions(request.partitions_def_name, request.partition_keys)
     return seconds, result
 
@@ -113,9 +114,10 @@ def main() -> None:
                 listing_seconds = time.perf_counter() - started
                 old_format = json.dumps({key: file.stamp for key, file in inbox.files.items()}, sort_keys=True)
                 new_file_seconds, result = tick(instance, play_files, cursor)
-                requested = [request.partition_key for request in result.run_requests]
+                requested = [request.partition_key for request in result.run_requests or []]
                 assert requested == [f"new-{size}.csv"] and len(inbox.files) == size, (requested, len(inbox.files))
                 cursor, filled = result.cursor, size
+                assert cursor is not None  # the sensor always saves its cursor
                 print(
                     f"| {size:,} | {fill_seconds:.1f} | {catch_up_seconds:.2f} | {listing_seconds:.2f} "
                     f"| {new_file_seconds:.2f} | {len(cursor):,} | {len(old_format):,} "

@@ -170,7 +170,7 @@ def main() -> int:
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument(
         "--data-dir",
         default="/tmp/csv_pipeline_bench",
@@ -360,13 +360,19 @@ def dagster_table(ours: list[Measurement], dagster_home: str) -> str:
     ]
     with DagsterInstance.from_config(dagster_home) as instance:
         for result in ours:
+            assert result.run_id is not None  # the caller passes the runs that reported their id
             run = instance.get_run_stats(result.run_id)
-            steps = instance.get_run_step_stats(result.run_id)
+            assert run.start_time is not None and run.end_time is not None  # a finished run
+            steps = [
+                (step.step_key, step.start_time, step.end_time)
+                for step in instance.get_run_step_stats(result.run_id)
+                if step.start_time is not None and step.end_time is not None  # every step of a finished run
+            ]
             run_s = run.end_time - run.start_time
-            steps_s = sum(step.end_time - step.start_time for step in steps)
+            steps_s = sum(end - start for _, start, end in steps)
             step_list = ", ".join(
-                f"{step.step_key.rsplit('.', 1)[-1]} {step.end_time - step.start_time:.2f}"
-                for step in sorted(steps, key=lambda step: step.start_time)
+                f"{key.rsplit('.', 1)[-1]} {end - start:.2f}"
+                for key, start, end in sorted(steps, key=lambda step: step[1])
             )
             lines.append(
                 f"| {result.file.label} | {result.wall_s:.2f} | {run.start_time - result.started_at:.2f} | "

@@ -18,6 +18,7 @@ import re
 import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import cast
 
 import fsspec
 import numpy as np
@@ -65,8 +66,8 @@ def parse_size(text: str) -> int:
     """Bytes in a size such as ``500``, ``100MB``, ``1GB`` or ``1.5GiB`` (KB/MB/GB/TB are
     powers of 1000, KiB/MiB/GiB/TiB powers of 1024)."""
     match = _SIZE_PATTERN.fullmatch(text)
-    unit = match and _SIZE_UNITS.get(match.group(2).lower())
-    if not unit:
+    unit = _SIZE_UNITS.get(match.group(2).lower()) if match else None
+    if match is None or not unit:
         raise ValueError(f"size {text!r} is not a size like 500, 100MB, 1GB or 1.5GiB")
     size = int(float(match.group(1)) * unit)
     if size <= 0:
@@ -97,7 +98,7 @@ def write_demo_file(
     chunks = _chunks(rng, total_size_bytes, _song_names(rng, songs), _day_names(rng, days))
     written = 0
     with (
-        fsspec.open(path, "wb") as out,
+        cast(fsspec.core.OpenFile, fsspec.open(path, "wb")) as out,  # typed as one file or a list
         tqdm(
             total=total_size_bytes, unit="B", unit_scale=True, desc=str(path), file=sys.stderr, disable=not progress
         ) as bar,
@@ -110,7 +111,8 @@ def write_demo_file(
             pending = writer.submit(out.write, chunk)
             written += len(chunk)
             bar.update(len(chunk))
-        pending.result()
+        if pending is not None:
+            pending.result()
     return written
 
 

@@ -126,6 +126,23 @@ def test_importing_the_engine_loads_no_dagster_and_no_other_layer():
     assert answer.stdout.strip() == "[]"
 
 
+def test_the_engine_declares_to_type_checkers_the_names_it_loads_on_first_use():
+    """``csv_pipeline.engine`` loads its names on first use; its ``TYPE_CHECKING`` imports and its
+    ``__all__`` (both read by type checkers) must name the same objects."""
+    import csv_pipeline.engine as engine
+
+    tree = ast.parse((PACKAGE / "engine" / "__init__.py").read_text())
+    declared = {
+        alias.name: node.module.removeprefix("csv_pipeline.engine.")
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("csv_pipeline.engine.")
+        for alias in node.names
+    }
+
+    assert declared == engine._MODULE_OF
+    assert sorted(engine.__all__) == sorted(engine._MODULE_OF)
+
+
 def test_the_command_line_imports_dagster_and_the_job_only_inside_the_command_that_runs_it():
     files = sorted((PACKAGE / "cli").glob("*.py"))
     assert JOB_COMMAND in files

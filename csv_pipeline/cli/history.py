@@ -9,6 +9,7 @@ import argparse
 import datetime
 import re
 import sys
+from typing import cast
 
 from csv_pipeline.cli import exit_codes
 
@@ -52,6 +53,6 @@ def history(args: argparse.Namespace) -> int:
         table.write_totals(url, sys.stdout.buffer, **query)
         sys.stdout.buffer.flush()
     else:
-        with fsspec.open(args.to, "wb") as out:
+        with cast(fsspec.core.OpenFile, fsspec.open(args.to, "wb")) as out:  # typed as one file or a list
             table.write_totals(url, out, **query)
     return exit_codes.SUCCESS

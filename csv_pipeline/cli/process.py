@@ -16,7 +16,7 @@ import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from csv_pipeline.cli import exit_codes
 
@@ -67,7 +67,7 @@ def run_file(input_url: str, output_url: str) -> RunResult:
     from dagster import DagsterInstance, execute_job
 
     from csv_pipeline.defs.jobs import PROCESS_INBOX_FILE
-    from csv_pipeline.defs.partitions import inbox_files
+    from csv_pipeline.defs.partitions import INBOX_FILES
     from csv_pipeline.defs.resources.play_files import PlayFiles
     from csv_pipeline.inbox import file_key_problem, shown, symlink_problem
     from csv_pipeline.labels import FILE_TAG, VERSION_TAG
@@ -83,7 +83,7 @@ def run_file(input_url: str, output_url: str) -> RunResult:
     settings = Settings.from_env({**os.environ, "CSV_PIPELINE_INBOX": inbox, "CSV_PIPELINE_OUTBOX": output_url})
     _create_instance_config(Path(settings.dagster_home))
     with DagsterInstance.from_config(settings.dagster_home) as instance:
-        instance.add_dynamic_partitions(inbox_files.name, [file_key])
+        instance.add_dynamic_partitions(INBOX_FILES, [file_key])
         result = execute_job(
             PROCESS_INBOX_FILE,
             instance,
@@ -91,6 +91,7 @@ def run_file(input_url: str, output_url: str) -> RunResult:
             tags={"dagster/partition": file_key, FILE_TAG: file_key, VERSION_TAG: version},
         )
         run = instance.get_run_by_id(result.run_id)
+        assert run is not None  # the run this process just executed
     return _run_result(result, run.status.value, run.tags)
 
 
@@ -120,19 +121,24 @@ def _version_of_readable(url: str) -> str:
 
 
 def _run_result(result: JobExecutionResult, status: str, tags: Mapping[str, str]) -> RunResult:
+    from dagster import AssetKey
+
     from csv_pipeline.cli.graphql_client import RunResult
     from csv_pipeline.labels import ERROR_TAG, FILE_TAG, OUTPUT_FILES, ROWS_IN, ROWS_OUT
 
-    known = {"status": status, "run_id": result.run_id, "file": tags[FILE_TAG]}
+    file = tags[FILE_TAG]
     if not result.success:
-        return RunResult(**known, error=tags.get(ERROR_TAG) or _failure_message(result))
-    (event,) = [e for e in result.get_asset_materialization_events() if e.asset_key.path == ["play_totals"]]
+        return RunResult(status, result.run_id, file, error=tags.get(ERROR_TAG) or _failure_message(result))
+    (event,) = [e for e in result.get_asset_materialization_events() if e.asset_key == AssetKey("play_totals")]
     metadata = event.step_materialization_data.materialization.metadata
+    # The values play_totals records: the shards' URLs (JSON) and two row counts.
     return RunResult(
-        **known,
-        output_files=metadata[OUTPUT_FILES].value,
-        rows_in=metadata[ROWS_IN].value,
-        rows_out=metadata[ROWS_OUT].value,
+        status,
+        result.run_id,
+        file,
+        output_files=cast(list[str], metadata[OUTPUT_FILES].value),
+        rows_in=cast(int, metadata[ROWS_IN].value),
+        rows_out=cast(int, metadata[ROWS_OUT].value),
     )
 
 
@@ -141,9 +147,9 @@ def _failure_message(result: JobExecutionResult) -> str | None:
     for event in result.all_events:
         if event.is_step_failure:
             failure = event.step_failure_data
-            return (
-                failure.user_failure_data and failure.user_failure_data.description
-            ) or failure.error.message.strip()
+            return (failure.user_failure_data and failure.user_failure_data.description) or (
+                failure.error.message.strip() if failure.error else event.message
+            )
         if event.is_run_failure:
             error = event.job_failure_data.error
             return error.message.strip() if error else event.message

@@ -5,7 +5,9 @@ quietly with 0 (see ``main.run``).
 """
 
 import argparse
+import io
 import sys
+from typing import cast
 
 from csv_pipeline.cli import exit_codes
 from csv_pipeline.cli.run_results import add_target_argument, find_result, report, say, service_command
@@ -38,10 +40,10 @@ def result(args: argparse.Namespace) -> int:
         return report(run, print_json=False)
     if not args.to:
         # The shards are UTF-8 with their own line ends, whatever the terminal's locale.
-        sys.stdout.reconfigure(encoding="utf-8", newline="")
+        cast(io.TextIOWrapper, sys.stdout).reconfigure(encoding="utf-8", newline="")  # typed as a TextIO
         write_merged_csv(run.output_files, sys.stdout)
         return exit_codes.SUCCESS
-    with fsspec.open(args.to, "wt", encoding="utf-8", newline="") as output:
+    with cast(fsspec.core.OpenFile, fsspec.open(args.to, "wt", encoding="utf-8", newline="")) as output:
         rows = write_merged_csv(run.output_files, output)
     say(f"{run.file}: {rows} rows of run {run.run_id} written to {args.to}.")
     return exit_codes.SUCCESS

@@ -24,12 +24,12 @@ And a worker opens the run's instance once, not once per step (``_open_instance`
 
 import functools
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-import dask
+import dask.config
 from dagster import (
     DagsterEvent,
     DagsterInstance,
@@ -68,7 +68,7 @@ class _Steps:
 
     recon_job: ReconstructableJob
     dagster_run: DagsterRun
-    run_config: dict[str, Any]
+    run_config: Mapping[str, object]
     step_keys: Sequence[str]
     instance_ref: InstanceRef
     known_state: KnownExecutionState | None
@@ -219,7 +219,8 @@ class RunScopedDaskExecutor(DaskExecutor):
 )
 def dask_executor(init_context: InitExecutorContext) -> RunScopedDaskExecutor:
     """Run each step as a Dask task on an existing cluster or on a local one started for the run."""
-    ((cluster_type, cluster_configuration),) = init_context.executor_config["cluster"].items()
+    cluster = cast(Mapping[str, Any], init_context.executor_config["cluster"])  # the Selector: one key
+    ((cluster_type, cluster_configuration),) = cluster.items()
     return RunScopedDaskExecutor(cluster_type, cluster_configuration)
 
 

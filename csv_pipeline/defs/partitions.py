@@ -2,4 +2,5 @@
 
 from dagster import DynamicPartitionsDefinition
 
-inbox_files = DynamicPartitionsDefinition(name="inbox_files")
+INBOX_FILES = "inbox_files"  # the definition's name, as the instance's partition calls take it
+inbox_files = DynamicPartitionsDefinition(name=INBOX_FILES)

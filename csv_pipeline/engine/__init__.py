@@ -17,7 +17,12 @@ The names below are loaded on first use, so that importing one small module of t
 """
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # what __getattr__ returns, for type checkers
+    from csv_pipeline.engine.errors import InputChangedError, InvalidFileError
+    from csv_pipeline.engine.pipeline import Aggregation, Manifest, Shard, aggregate, process_file, write_shards
+    from csv_pipeline.engine.plan import FilePlan, inspect_file
 
 _MODULE_OF = {
     "InputChangedError": "errors",
@@ -32,7 +37,18 @@ _MODULE_OF = {
     "write_shards": "pipeline",
 }
 
-__all__ = list(_MODULE_OF)
+__all__ = [  # a literal, which type checkers read
+    "InputChangedError",
+    "InvalidFileError",
+    "Aggregation",
+    "FilePlan",
+    "Manifest",
+    "Shard",
+    "aggregate",
+    "inspect_file",
+    "process_file",
+    "write_shards",
+]
 
 
 def __getattr__(name: str) -> Any:

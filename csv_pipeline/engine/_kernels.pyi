@@ -7,8 +7,11 @@ A problem is ``(line, problem, column, value)``: 0-based line of the block, the 
 code (``rules.row_error`` turns it into a sentence), the 0-based column and the offending value as bytes.
 """
 
-from typing_extensions import Buffer  # collections.abc.Buffer from Python 3.12
+import numpy as np
+from typing_extensions import Buffer as _Buffer  # collections.abc.Buffer from Python 3.12
 
+# numpy declares its arrays' buffer protocol to type checkers only from Python 3.12.
+Buffer = _Buffer | np.ndarray
 RowBuffers = tuple[Buffer, Buffer, Buffer, Buffer]  # song offsets, song bytes, days, plays
 Problem = tuple[int, int, int, bytes]
 Columns = tuple[int, bytes, bytes, bytes, bytes]  # rows, song offsets, song bytes, days, plays

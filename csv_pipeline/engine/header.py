@@ -45,9 +45,11 @@ def detect_header(fs: AbstractFileSystem, path: str, size: int, file_name: str) 
             return Head(False, start, 0, 0)
         record = head[record_start:record_end]
     else:
+        assert isinstance(fields_or_problem, tuple)  # without a record end the loop returns the problem
         problem = fields_or_problem
         record = head[record_start:]
-    error = row_error(file_name, line, *problem[1:])
+    _, code, column, value = problem
+    error = row_error(file_name, line, code, column, value)
     row = shown(record.rstrip(b"\r\n"))
     detail = error.problem if error.column is None else f"{error.column} {error.value!r} {error.problem}"
     raise InvalidFileError(

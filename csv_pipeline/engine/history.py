@@ -147,7 +147,8 @@ class _Count:
             return
         songs = batch.column("song")
         self.rows += batch.num_rows
-        self.songs += pc.sum(pc.not_equal(songs[1:], songs[:-1])).as_py() or 0
+        song_changes = pc.call_function("not_equal", [songs[1:], songs[:-1]])
+        self.songs += pc.call_function("sum", [song_changes]).as_py() or 0
         self.songs += songs[0].as_py() != self._last_song
         self._last_song = songs[-1].as_py()
         # Sum per date first (an integer hash aggregate over the batch), then per month over the
@@ -158,8 +159,12 @@ class _Count:
             .aggregate([("plays", "sum")])
         )
         dates = days.column("date")
+        years = pc.call_function("multiply", [pc.call_function("year", [dates]), 100])
         months = pa.table(
-            {"month": pc.add(pc.multiply(pc.year(dates), 100), pc.month(dates)), "plays": days.column("plays_sum")}
+            {
+                "month": pc.call_function("add", [years, pc.call_function("month", [dates])]),
+                "plays": days.column("plays_sum"),
+            }
         )
         for row in months.group_by("month").aggregate([("plays", "sum")]).to_pylist():
             month = f"{row['month'] // 100:04d}-{row['month'] % 100:02d}"
@@ -252,9 +257,12 @@ def _csv_lines(batch: pa.RecordBatch) -> memoryview:
     """The batch as CSV lines, the song quoted only where RFC 4180 needs it (as in the shards),
     rendered by Arrow kernels rather than row by row."""
     song, date, plays = (column.cast(pa.string()) for column in batch.columns)
-    quoted = pc.binary_join_element_wise('"', pc.replace_substring(song, '"', '""'), '"', "")
-    song = pc.if_else(pc.match_substring_regex(song, '[",\r\n]'), quoted, song)
-    lines = pc.binary_join_element_wise(song, date, pc.binary_join_element_wise(plays, "", "\n"), ",")
+    escaped = pc.call_function("replace_substring", [song], pc.ReplaceSubstringOptions('"', '""'))
+    quoted = pc.call_function("binary_join_element_wise", ['"', escaped, '"', ""])
+    needs_quotes = pc.call_function("match_substring_regex", [song], pc.MatchSubstringOptions('[",\r\n]'))
+    song = pc.call_function("if_else", [needs_quotes, quoted, song])
+    plays_and_newline = pc.call_function("binary_join_element_wise", [plays, "", "\n"])
+    lines = pc.call_function("binary_join_element_wise", [song, date, plays_and_newline, ","])
     offsets = memoryview(lines.buffers()[1]).cast("i")[lines.offset : lines.offset + len(lines) + 1]
     return memoryview(lines.buffers()[2])[offsets[0] : offsets[-1]] if len(lines) else memoryview(b"")
 
@@ -300,10 +308,10 @@ def contents(table_url: str) -> Contents:
         return Contents(table.version(), 0, 0, None, None)
     return Contents(
         version=table.version(),
-        files=len(pc.unique(actions["partition.file_id"])),
-        rows=pc.sum(actions["num_records"]).as_py(),
-        first_date=pc.min(actions["min.date"]).as_py(),
-        last_date=pc.max(actions["max.date"]).as_py(),
+        files=len(pc.call_function("unique", [actions["partition.file_id"]])),
+        rows=pc.call_function("sum", [actions["num_records"]]).as_py(),
+        first_date=pc.call_function("min", [actions["min.date"]]).as_py(),
+        last_date=pc.call_function("max", [actions["max.date"]]).as_py(),
     )
 
 

@@ -24,6 +24,7 @@ from fsspec import AbstractFileSystem
 from csv_pipeline.engine import storage
 from csv_pipeline.engine.allocator import reuse_freed_memory
 from csv_pipeline.engine.blocks import read_block
+from csv_pipeline.engine.cluster import gather
 from csv_pipeline.engine.errors import InvalidFileError
 from csv_pipeline.engine.parse import SCHEMA, parse_block
 from csv_pipeline.engine.plan import FilePlan
@@ -61,11 +62,11 @@ def map_blocks(plan: FilePlan, blocks: tuple[tuple[int, int], ...], scratch_url:
     fs, path = storage.filesystem(plan.url, plan.storage_options)
     url = storage.join(scratch_url, "maps", f"{blocks[0][0]:016d}-{blocks[-1][1]:016d}.arrows")
     if len(blocks) == 1:
-        result, table, bucket_rows = _map_block(plan, fs, path, *blocks[0])
-        if table is None:
+        result, grouped = _map_block(plan, fs, path, *blocks[0])
+        if grouped is None:
             return MapResult(None, None, (result,))
         with storage.open_output(url, plan.storage_options) as out:
-            bucket_offsets = _write_buckets(out, table, bucket_rows, plan.buckets)
+            bucket_offsets = _write_buckets(out, *grouped, plan.buckets)
         return MapResult(storage.filesystem(url, plan.storage_options)[1], bucket_offsets, (result,))
     with tempfile.TemporaryDirectory(prefix="csv-pipeline-map-") as spill_dir:
         return _map_blocks_through_spill(plan, fs, path, blocks, url, spill_dir)
@@ -81,12 +82,12 @@ def _map_blocks_through_spill(
     results: list[BlockResult] = []
     with open(spill_path, "wb") as spill, open(offsets_path, "wb") as spill_offsets:
         for start, end in blocks:
-            result, table, bucket_rows = _map_block(plan, fs, path, start, end)
+            result, grouped = _map_block(plan, fs, path, start, end)
             results.append(result)
-            if table is not None and all(result.error is None for result in results):
+            if grouped is not None and all(result.error is None for result in results):
                 block_start = spill.tell()
-                spill_offsets.write((block_start + _write_buckets(spill, table, bucket_rows, plan.buckets)).tobytes())
-            del table, bucket_rows
+                spill_offsets.write((block_start + _write_buckets(spill, *grouped, plan.buckets)).tobytes())
+            del grouped
     if any(result.error for result in results) or not os.path.getsize(offsets_path):
         return MapResult(None, None, tuple(results))
     block_offsets = np.memmap(offsets_path, np.int64, "r").reshape(-1, plan.buckets + 1)
@@ -104,7 +105,7 @@ def _map_blocks_through_spill(
 
 def _map_block(
     plan: FilePlan, fs: AbstractFileSystem, path: str, nominal_start: int, nominal_end: int
-) -> tuple[BlockResult, pa.Table | None, np.ndarray | None]:
+) -> tuple[BlockResult, tuple[pa.Table, np.ndarray] | None]:
     """A block's result and, when it has valid rows, the rows grouped by bucket with each
     bucket's row offsets."""
     _, data = read_block(
@@ -112,15 +113,15 @@ def _map_block(
     )
     parsed = parse_block(data, plan.file_name)
     del data
-    if parsed.error is not None or parsed.table.num_rows == 0:
-        return BlockResult(nominal_start, 0, parsed.newlines, parsed.quotes, parsed.error), None, None
-    table = parsed.table
+    table = parsed.table  # None when the block has an error
+    if table is None or table.num_rows == 0:
+        return BlockResult(nominal_start, 0, parsed.newlines, parsed.quotes, parsed.error), None
     rows = table.num_rows
     plays, days = _plays_and_days(table)
     combined = combine(table) if worth_combining(table) else None
     table, hashes = combined or (table, song_hashes(table["song"]))
     table, bucket_rows = split_by_bucket(table, hashes, plan.buckets)
-    return BlockResult(nominal_start, rows, parsed.newlines, parsed.quotes, None, plays, days), table, bucket_rows
+    return BlockResult(nominal_start, rows, parsed.newlines, parsed.quotes, None, plays, days), (table, bucket_rows)
 
 
 def _write_buckets(out: BinaryIO, table: pa.Table, bucket_rows: np.ndarray, buckets: int) -> np.ndarray:
@@ -154,7 +155,7 @@ def _plays_and_days(table: pa.Table) -> tuple[int, tuple[int, int] | None]:
         return 0, None
     plays = table["plays"].to_numpy().view(np.uint64)
     total = (int((plays >> np.uint64(32)).sum()) << 32) + int((plays & np.uint64(0xFFFFFFFF)).sum())
-    days = pc.min_max(table["date"].cast(pa.int32()))
+    days = pc.call_function("min_max", [table["date"].cast(pa.int32())])
     return total, (days["min"].as_py(), days["max"].as_py())
 
 
@@ -171,7 +172,7 @@ def run_map(client: Client, plan: FilePlan, scratch_url: str) -> tuple[list[int]
         tasks = _map_tasks(plan, offsets)
         todo = [task for task in tasks if task not in done]
         futures = client.map(map_blocks, [plan] * len(todo), todo, [scratch_url] * len(todo)) if todo else []
-        done.update(zip(todo, client.gather(futures), strict=True))
+        done.update(zip(todo, gather(client, futures), strict=True))
         results = [done[task] for task in tasks]
         parity = plan.quotes_before_data
         misaligned = set()

@@ -9,6 +9,7 @@ from distributed import Client
 
 from csv_pipeline.engine import storage
 from csv_pipeline.engine.blocks import read_block
+from csv_pipeline.engine.cluster import gather
 from csv_pipeline.engine.errors import InvalidFileError
 from csv_pipeline.engine.parse import parse_rows
 from csv_pipeline.engine.plan import FilePlan
@@ -30,9 +31,10 @@ def rows_of_key(
     newlines, table, lines, error = parse_rows(data, plan.file_name, lines=True)
     if error is not None:
         raise error
-    same_key = pc.and_(
-        pc.equal(table["song"], song), pc.equal(table["date"], pa.scalar(datetime.date.fromisoformat(day)))
-    )
+    assert table is not None and lines is not None  # without an error: the rows and, as asked, their lines
+    same_song = pc.call_function("equal", [table["song"], song])
+    same_day = pc.call_function("equal", [table["date"], pa.scalar(datetime.date.fromisoformat(day))])
+    same_key = pc.call_function("and", [same_song, same_day])
     matches = np.flatnonzero(same_key.to_numpy(zero_copy_only=False))
     plays = table["plays"].to_numpy()
     return newlines, [(int(lines[row]) + 1, int(plays[row])) for row in matches]
@@ -45,7 +47,7 @@ def locate_overflow(client: Client, plan: FilePlan, offsets: list[int], overflow
     ends = offsets[1:] + [plan.size]
     futures = client.map(rows_of_key, [plan] * len(ends), offsets, ends, [overflow.song] * len(ends), [day] * len(ends))
     lines_before, running = plan.lines_before_data, 0
-    for newlines, matches in client.gather(futures):
+    for newlines, matches in gather(client, futures):
         for line, plays in matches:
             running += int(plays)
             if running > MAX_INT64:

@@ -49,8 +49,8 @@ def parse_plain(data: bytes | memoryview) -> tuple[pa.Table, int] | None:
     parsed = _kernels.parse_plain(data)
     if parsed is None:
         return None
-    newlines, *columns = parsed
-    return table_of(*columns), newlines
+    newlines, rows, offsets, songs, days, plays = parsed
+    return table_of(rows, offsets, songs, days, plays), newlines
 
 
 def parse_rows(
@@ -60,7 +60,8 @@ def parse_rows(
     allowed form; the error's line is counted from the block's first line."""
     newlines, columns, row_lines, problem = _kernels.parse_rows(data, lines)
     if problem is not None:
-        line, *what = problem
-        return newlines, None, None, row_error(file_name, line + 1, *what)
-    row_lines = None if row_lines is None else np.frombuffer(row_lines, np.int64)
-    return newlines, table_of(*columns), row_lines, None
+        line, code, column, value = problem
+        return newlines, None, None, row_error(file_name, line + 1, code, column, value)
+    assert columns is not None  # the loop returns either the columns or a problem
+    lines_of_rows = None if row_lines is None else np.frombuffer(row_lines, np.int64)
+    return newlines, table_of(*columns), lines_of_rows, None

@@ -16,6 +16,7 @@ from distributed import Client
 
 from csv_pipeline.engine import storage
 from csv_pipeline.engine.blocks import check_version
+from csv_pipeline.engine.cluster import gather
 from csv_pipeline.engine.errors import InvalidFileError
 from csv_pipeline.engine.map_tasks import run_map
 from csv_pipeline.engine.overflow import locate_overflow
@@ -85,14 +86,19 @@ def aggregate(
     lines_before = plan.lines_before_data
     for block in blocks:
         if block.error is not None:
+            assert block.error.line is not None  # a block's error names its line within the block
             raise replace_line(block.error, lines_before + block.error.line)
         lines_before += block.newlines
-    filled = [result for result in maps if result.path is not None]
+    filled = [
+        (result.path, result.bucket_offsets)
+        for result in maps
+        if result.path is not None and result.bucket_offsets is not None  # both None when it has no rows
+    ]
     futures = client.map(
         reduce_bucket,
         range(plan.buckets),
         [
-            [(result.path, *result.bucket_offsets[bucket : bucket + 2]) for result in filled]
+            [(path, *bucket_offsets[bucket : bucket + 2]) for path, bucket_offsets in filled]
             for bucket in range(plan.buckets)
         ],
         [scratch_url] * plan.buckets,
@@ -100,7 +106,7 @@ def aggregate(
         [max_shard_bytes] * plan.buckets,
     )
     try:
-        buckets = client.gather(futures)
+        buckets = gather(client, futures)
     except TotalOverflow as overflow:
         raise locate_overflow(client, plan, offsets, overflow) from None
     days = [block.days for block in blocks if block.days]
@@ -133,7 +139,7 @@ def write_shards(client: Client, aggregation: Aggregation, output_url: str) -> M
     options = aggregation.plan.storage_options
     check_workers_reach(client, writes=[output_url], storage_options=options)
     if jobs:
-        client.gather(client.map(write_piece, *zip(*jobs, strict=True), [options] * len(jobs)))
+        gather(client, client.map(write_piece, *zip(*jobs, strict=True), [options] * len(jobs)))
     else:  # no rows at all: one shard holding only the header
         target = storage.join(output_url, "part-00000.csv")
         storage.write_bytes(target, [OUTPUT_HEADER], options)

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from distributed import Client
 
 from csv_pipeline.engine import storage
+from csv_pipeline.engine.cluster import run_on_workers
 
 SHARED_FILESYSTEM_ADVICE = (
     "every worker must see the run's files at the same URL: on a cluster of several machines use "
@@ -57,7 +58,7 @@ def check_workers_reach(
     for token in tokens.values():
         storage.write_bytes(token, [b"written by the Dask client"], storage_options)
     try:
-        problems_by_worker = client.run(_probe, dict(reads or {}), tokens, storage_options or {})
+        problems_by_worker = run_on_workers(client, _probe, dict(reads or {}), tokens, storage_options or {})
     finally:
         for token in tokens.values():
             storage.remove_tree(token, storage_options)

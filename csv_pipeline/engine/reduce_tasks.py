@@ -61,12 +61,13 @@ def reduce_bucket(
     storage.write_bytes(url, [OUTPUT_HEADER, rendered.body], storage_options)
     preview_lines = rendered.body[: rendered.line_offsets[min(PREVIEW_ROWS, rendered.rows)]]
     _, preview_rows, _, _ = parse_rows(preview_lines, "preview")  # the rendered lines are valid input rows
+    assert preview_rows is not None
     preview = tuple(
         (song, str(day), plays)
         for song, day, plays in zip(*(column.to_pylist() for column in preview_rows.columns), strict=True)
     )
-    pieces = _cut_pieces(rendered.line_offsets + len(OUTPUT_HEADER), rendered.song_starts, max_shard_bytes)
-    return BucketResult(bucket, url, rendered.rows, pieces, preview, _top_songs(rendered))
+    shard_pieces = _cut_pieces(rendered.line_offsets + len(OUTPUT_HEADER), rendered.song_starts, max_shard_bytes)
+    return BucketResult(bucket, url, rendered.rows, shard_pieces, preview, _top_songs(rendered))
 
 
 def _top_songs(rendered: RenderedBucket) -> tuple[tuple[str, int], ...]:
@@ -79,6 +80,7 @@ def _top_songs(rendered: RenderedBucket) -> tuple[tuple[str, int], ...]:
     offsets = rendered.line_offsets
     lines = b"".join(rendered.body[offsets[start] : offsets[start + 1]] for start in rendered.song_starts[top])
     _, rows, _, _ = parse_rows(lines, "top songs")  # each song's first line, a valid input row
+    assert rows is not None
     return most_played(zip(rows.column(0).to_pylist(), rendered.song_totals[top].tolist(), strict=True))
 
 

@@ -63,5 +63,5 @@ def combine(table: pa.Table) -> tuple[pa.Table, np.ndarray] | None:
     combined = _kernels.combine(row_buffers(table))
     if combined is None:
         return None
-    *grouped, hashes = combined
-    return table_of(*grouped), np.frombuffer(hashes, np.uint64)
+    rows, offsets, songs, days, plays, hashes = combined
+    return table_of(rows, offsets, songs, days, plays), np.frombuffer(hashes, np.uint64)

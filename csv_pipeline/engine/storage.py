@@ -2,6 +2,7 @@
 
 import mmap
 import posixpath
+from typing import BinaryIO, cast
 
 import fsspec
 from fsspec import AbstractFileSystem
@@ -21,7 +22,7 @@ def read_range(fs: AbstractFileSystem, path: str, start: int, end: int) -> bytes
     """Bytes [start, end) of a file: one ranged GET on object stores, never the whole file."""
     if end <= start:
         return b""
-    return fs.cat_file(path, start=start, end=end)
+    return cast(bytes, fs.cat_file(path, start=start, end=end))  # fsspec leaves it untyped: str or bytes
 
 
 def file_version(fs: AbstractFileSystem, path: str) -> str:
@@ -44,11 +45,11 @@ def map_range(fs: AbstractFileSystem, path: str, start: int, end: int) -> memory
     return memoryview(mapped)[start - aligned :]  # the map lives as long as a view of it
 
 
-def open_output(url: str, storage_options: dict | None = None):
+def open_output(url: str, storage_options: dict | None = None) -> BinaryIO:
     """A new file at ``url`` opened for writing, its directory created first where needed."""
     fs, path = filesystem(url, storage_options)
     fs.makedirs(posixpath.dirname(path), exist_ok=True)
-    return fs.open(path, "wb")
+    return cast(BinaryIO, fs.open(path, "wb"))  # fsspec types open() for text modes too
 
 
 def write_bytes(url: str, chunks, storage_options: dict | None = None) -> None:

@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import pairwise
+from typing import cast
 
 import numpy as np
 import pyarrow as pa
@@ -35,6 +36,7 @@ from csv_pipeline.defs.partitions import inbox_files
 from csv_pipeline.defs.resources.dask_client import DaskClient
 from csv_pipeline.defs.resources.play_files import PlayFiles
 from csv_pipeline.engine import storage
+from csv_pipeline.engine.cluster import gather
 from csv_pipeline.engine.reduce_tasks import MOST_PLAYED
 from csv_pipeline.engine.rules import MAX_INT64, OUTPUT_COLUMNS
 from csv_pipeline.labels import PLAYS_IN, ROWS_IN, TOP_SONGS
@@ -62,7 +64,7 @@ class ShardReading:
 def read_shard(uri: str) -> ShardReading:
     """Stream one shard and summarise it; memory is one record batch, whatever the shard's size."""
     fs, path = storage.filesystem(uri)
-    size = fs.size(path)
+    size = cast(int, fs.size(path))  # None only on filesystems that do not know sizes
     convert = pacsv.ConvertOptions(
         column_types=dict(zip(OUTPUT_COLUMNS, (pa.string(), pa.string(), pa.int64()), strict=True))
     )
@@ -106,7 +108,7 @@ def read_shard(uri: str) -> ShardReading:
             first_key = first_key or (songs[0].as_py(), days[0].as_py())
             last_key = (songs[-1].as_py(), days[-1].as_py())
     song_totals = {song: total for total, song in top}
-    if first_song is not None:  # perhaps partial: the song may continue in the shard before or after
+    if first_song is not None and last_song is not None:  # perhaps partial: it may go on in the shard before or after
         song_totals[first_song] = last_total if first_song == last_song else first_total
         song_totals[last_song] = last_total
     return ShardReading(uri, size, rows, plays, header, first_key, last_key, unsorted, song_totals)
@@ -117,10 +119,10 @@ def _first_out_of_order(songs: pa.Array, days: pa.Array, previous: tuple[str, st
     if previous is not None and (songs[0].as_py(), days[0].as_py()) <= previous:
         return 0
     before, after = slice(0, len(songs) - 1), slice(1, None)
-    increasing = pc.or_(
-        pc.less(songs[before], songs[after]),
-        pc.and_(pc.equal(songs[before], songs[after]), pc.less(days[before], days[after])),
-    )
+    song_increases = pc.call_function("less", [songs[before], songs[after]])
+    same_song = pc.call_function("equal", [songs[before], songs[after]])
+    day_increases = pc.call_function("less", [days[before], days[after]])
+    increasing = pc.call_function("or", [song_increases, pc.call_function("and", [same_song, day_increases])])
     wrong = np.flatnonzero(~increasing.to_numpy(zero_copy_only=False))
     return int(wrong[0]) + 1 if len(wrong) else None
 
@@ -133,7 +135,7 @@ def _exact_sum(values: pa.Array) -> int:
 
 def read_shards(client: Client, manifest: engine.Manifest) -> list[ShardReading]:
     """Every shard read back by its own Dask task on the run's cluster."""
-    return client.gather(client.map(read_shard, manifest.output_files))
+    return gather(client, client.map(read_shard, manifest.output_files))
 
 
 def top_songs(readings: list[ShardReading]) -> tuple[tuple[str, int], ...]:
@@ -185,11 +187,11 @@ def sorted_and_bounded(readings: list[ShardReading], max_shard_bytes: int) -> As
     problems = [f"{r.uri}: header {','.join(r.header)}" for r in readings if r.header != OUTPUT_COLUMNS]
     problems += [f"{r.uri}: line {r.first_unsorted_line} is out of order" for r in readings if r.first_unsorted_line]
     problems += [f"{r.uri}: {r.bytes} bytes, over {max_shard_bytes}" for r in readings if r.bytes > max_shard_bytes]
-    keyed = [r for r in readings if r.rows]
+    keyed = [(r.uri, r.first_key, r.last_key) for r in readings if r.first_key and r.last_key]  # shards with rows
     problems += [  # a song too large for one shard goes on in the next one, its dates still in order
-        f"{after.uri} goes on with {before.last_key[0]!r} at or before the last date of {before.uri}"
-        for before, after in pairwise(keyed)
-        if after.first_key[0] == before.last_key[0] and after.first_key <= before.last_key
+        f"{after_uri} goes on with {before_last[0]!r} at or before the last date of {before_uri}"
+        for (before_uri, _, before_last), (after_uri, after_first, _) in pairwise(keyed)
+        if after_first[0] == before_last[0] and after_first <= before_last
     ]
     return AssetCheckResult(
         check_name=SORTED_AND_BOUNDED,

@@ -33,7 +33,7 @@ from dagster import (
 )
 from dagster_postgres.utils import DagsterPostgresException
 from distributed import KilledWorker
-from distributed.comm import CommClosedError
+from distributed.comm.core import CommClosedError
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from csv_pipeline import engine
@@ -41,6 +41,7 @@ from csv_pipeline.defs.assets.top_songs import top_songs_table
 from csv_pipeline.defs.partitions import inbox_files
 from csv_pipeline.defs.resources.dask_client import DaskClient
 from csv_pipeline.defs.resources.play_files import PlayFiles
+from csv_pipeline.engine.cluster import thread_counts
 from csv_pipeline.engine.storage import remove_tree
 from csv_pipeline.labels import ERROR_TAG, MANIFEST_TAG, OUTPUT_FILES, PLAYS_IN, ROWS_IN, ROWS_OUT, TOP_SONGS
 
@@ -117,7 +118,7 @@ def _aggregate(
     scratch_url = play_files.scratch_url(context.run_id)
     doing = f"cannot sum the plays of {plan.url} into the scratch {scratch_url}"
     with _failure_explained(context, doing), _removed_on_error(scratch_url), dask.client() as client:
-        return engine.aggregate(client, plan, scratch_url, play_files.max_shard_bytes), len(client.nthreads())
+        return engine.aggregate(client, plan, scratch_url, play_files.max_shard_bytes), len(thread_counts(client))
 
 
 @op(retry_policy=TRANSIENT_RETRIES)
@@ -218,8 +219,10 @@ def _may_heal(error: BaseException) -> bool:
 def _cause(error: BaseException) -> str:
     """The error as the end of a sentence: ``No space left on device.``"""
     code = getattr(error, "errno", None) or next((c for k, c in _ERRNO_OF.items() if isinstance(error, k)), None)
-    if isinstance(error, OSError) and (error.strerror or code):
-        text = error.strerror or os.strerror(code)
+    if isinstance(error, OSError) and error.strerror:
+        text = error.strerror
+    elif isinstance(error, OSError) and code:
+        text = os.strerror(code)
     elif isinstance(error, OSError) and str(error).strip():
         text = str(error).strip().splitlines()[0]
     else:
@@ -256,7 +259,9 @@ def _removed_on_error(url: str) -> Iterator[None]:
 
 def _materialization_metadata(context: OpExecutionContext, manifest: engine.Manifest) -> dict:
     """Counts as numbers (the UI plots them across partitions), the result and its shards as paths."""
-    started = context.instance.get_run_record_by_id(context.run_id).start_time
+    record = context.instance.get_run_record_by_id(context.run_id)
+    assert record is not None and record.start_time is not None  # this run, started
+    started = record.start_time
     first_date, last_date = manifest.date_range or ("", "")
     shard_paths = {
         f"shard {posixpath.basename(shard.uri)}": MetadataValue.path(shard.uri)

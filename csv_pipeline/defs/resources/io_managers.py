@@ -31,4 +31,8 @@ class StepOutputsIOManager(FilesystemIOManager):
     and no ``path`` metadata on the asset."""
 
     def create_io_manager(self, context: InitResourceContext) -> PickledObjectFilesystemIOManager:
-        return _PickledStepOutputs(base_dir=self.base_dir or context.instance.storage_directory())
+        base_dir = self.base_dir
+        if not base_dir:
+            assert context.instance is not None  # Dagster gives a run's resources its instance
+            base_dir = context.instance.storage_directory()
+        return _PickledStepOutputs(base_dir=base_dir)

@@ -13,7 +13,7 @@ from dagster import (
 )
 
 from csv_pipeline.defs.jobs import process_inbox_file
-from csv_pipeline.defs.partitions import inbox_files
+from csv_pipeline.defs.partitions import INBOX_FILES, inbox_files
 from csv_pipeline.defs.resources.play_files import PlayFiles
 from csv_pipeline.defs.sensors.inbox_cursor import SKIPPED, InboxCursor, digest_of_keys
 from csv_pipeline.inbox import InboxFile, list_inbox, shown
@@ -108,11 +108,11 @@ class _Partitions:
 
     def __contains__(self, key: str) -> bool:
         if self.every is None and key not in self.known and len(self.known) >= FEW_KEYS:
-            self.every = set(self.instance.get_dynamic_partitions(inbox_files.name))
+            self.every = set(self.instance.get_dynamic_partitions(INBOX_FILES))
         if self.every is not None:
             return key in self.every
         if key not in self.known:
-            self.known[key] = self.instance.has_dynamic_partition(inbox_files.name, key)
+            self.known[key] = self.instance.has_dynamic_partition(INBOX_FILES, key)
         return self.known[key]
 
 

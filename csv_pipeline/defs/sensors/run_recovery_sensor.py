@@ -15,7 +15,9 @@ It runs in the code server, on the daemon's machine, and requests no runs.
 """
 
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Any, cast
 
 from dagster import DagsterInstance, DefaultSensorStatus, SensorEvaluationContext, SkipReason, sensor
 from dagster._core.storage.dagster_run import DagsterRun, DagsterRunStatus, RunsFilter
@@ -81,7 +83,8 @@ def remove_leftovers(instance: DagsterInstance, play_files: PlayFiles, since: fl
 
 def remove_run_leftovers(run: DagsterRun, default: PlayFiles) -> None:
     """The run's scratch directory, and its output directory unless it holds ``_SUCCESS``."""
-    config = run.run_config.get("resources", {}).get("play_files", {}).get("config")
+    run_config = cast(Mapping[str, Any], run.run_config)  # typed as a Mapping of objects
+    config = run_config.get("resources", {}).get("play_files", {}).get("config")
     play_files = PlayFiles(**config) if config else default
     _remove_tree(play_files.scratch_url(run.run_id))
     partition = run.tags.get(PARTITION_NAME_TAG)
