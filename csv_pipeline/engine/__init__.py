@@ -14,6 +14,9 @@ in one Delta Lake table; ``merge`` streams a run's sorted shards as one CSV.
 
 The names below are loaded on first use, so that importing one small module of the engine
 (``sizes``, ``merge``) does not load Dask and Arrow with ``pipeline``.
+
+Arrow compute functions are called as ``pc.call_function("sum", [...])`` rather than
+``pc.sum(...)``: pyarrow generates the latter at import, so type checkers cannot see them.
 """
 
 import importlib
