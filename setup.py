@@ -61,7 +61,7 @@ setup(
             "hypothesis==6.170.17",
             # scripts/lint: lint rules and formatting, then the type check (pyproject.toml)
             "ruff==0.17.6",
-            "pyright==1.1.414",
+            "pyright[nodejs]==1.1.414",
             # pandas's own annotations type a group-by sum as any scalar; only the benchmarks use pandas
             "pandas-stubs==3.1.0.261029",
         ],
