@@ -30,6 +30,12 @@ def run_engine(dask_client, tmp_path):
     return run
 
 
+def csv_row(song: str, day: str, plays: int) -> str:
+    """One input line, the song quoted as RFC 4180 wants where it holds a comma, quote or newline."""
+    quoted = '"' + song.replace('"', '""') + '"' if any(c in song for c in ',"\n') else song
+    return f"{quoted},{day},{plays}"
+
+
 def write(tmp_path: Path, content: bytes, name: str = "plays.csv") -> Path:
     """``content`` as a file in ``tmp_path``."""
     path = tmp_path / name

@@ -104,27 +104,13 @@ def test_checks_pass_on_many_buckets_and_a_song_cut_across_shards(instance, play
 
 
 def test_a_shard_changed_after_the_run_fails_both_checks_with_their_figures(instance, play_files):
-    result = run_file(instance, play_files, "demo.csv", GOOD)
-    (shard,) = instance.get_run_by_id(result.run_id).tags["csv_pipeline/manifest"].rsplit("/", 1)[:1]
-    shard_path = Path(shard, "part-00000.csv")
+    shard_path = first_shard_of_a_good_run(instance, play_files)
     lines = shard_path.read_text().splitlines(keepends=True)
     assert lines[1] == "In The End,2020-01-01,1500\n"
     lines[1] = "Umbrella,2020-01-01,1501\n"  # one play more, and now out of order
     shard_path.write_text("".join(lines))
 
-    rerun = run_file(
-        instance,
-        play_files,
-        "demo.csv",
-        GOOD,
-        asset_check_selection={
-            AssetCheckKey(PLAY_TOTALS, ACCOUNTED_FOR),
-            AssetCheckKey(PLAY_TOTALS, SORTED_AND_BOUNDED),
-        },
-        asset_selection=set(),
-    )
-
-    checks = check_results(rerun)
+    checks = check_results(rerun_checks(instance, play_files))
     assert not checks[ACCOUNTED_FOR].passed
     accounted = figures(checks[ACCOUNTED_FOR])
     assert (accounted["plays_in"], accounted["plays_out (read back)"]) == (2407, 2408)
@@ -136,9 +122,7 @@ def test_a_shard_changed_after_the_run_fails_both_checks_with_their_figures(inst
 
 def test_shards_whose_most_played_songs_differ_from_the_materializations_fail_the_check(instance, play_files):
     """Plays moved from one song to another keep every count right; only the top songs tell."""
-    result = run_file(instance, play_files, "demo.csv", GOOD)
-    (output,) = instance.get_run_by_id(result.run_id).tags["csv_pipeline/manifest"].rsplit("/", 1)[:1]
-    shard_path = Path(output, "part-00000.csv")
+    shard_path = first_shard_of_a_good_run(instance, play_files)
     text = shard_path.read_text()
     assert "In The End,2020-01-01,1500\n" in text and "Numb,2019-12-31,7\n" in text
     shard_path.write_text(
@@ -147,19 +131,7 @@ def test_shards_whose_most_played_songs_differ_from_the_materializations_fail_th
         )
     )
 
-    rerun = run_file(
-        instance,
-        play_files,
-        "demo.csv",
-        GOOD,
-        asset_check_selection={
-            AssetCheckKey(PLAY_TOTALS, ACCOUNTED_FOR),
-            AssetCheckKey(PLAY_TOTALS, SORTED_AND_BOUNDED),
-        },
-        asset_selection=set(),
-    )
-
-    checks = check_results(rerun)
+    checks = check_results(rerun_checks(instance, play_files))
     assert checks[SORTED_AND_BOUNDED].passed
     accounted = checks[ACCOUNTED_FOR]
     assert not accounted.passed
@@ -189,3 +161,25 @@ def test_a_bad_file_puts_its_reason_on_its_partition(instance, play_files):
 def songs_of(table) -> list[tuple[str, int]]:
     """The (Song, Plays) rows of a top songs table."""
     return [(record.data["Song"], record.data["Plays"]) for record in table.records]
+
+
+def first_shard_of_a_good_run(instance: DagsterInstance, play_files: PlayFiles) -> Path:
+    """Run GOOD as demo.csv; the path of its one shard, for a test to change."""
+    result = run_file(instance, play_files, "demo.csv", GOOD)
+    output = instance.get_run_by_id(result.run_id).tags["csv_pipeline/manifest"].rsplit("/", 1)[0]
+    return Path(output, "part-00000.csv")
+
+
+def rerun_checks(instance: DagsterInstance, play_files: PlayFiles):
+    """Both checks of demo.csv again, alone, on the shards as they are now."""
+    return run_file(
+        instance,
+        play_files,
+        "demo.csv",
+        GOOD,
+        asset_check_selection={
+            AssetCheckKey(PLAY_TOTALS, ACCOUNTED_FOR),
+            AssetCheckKey(PLAY_TOTALS, SORTED_AND_BOUNDED),
+        },
+        asset_selection=set(),
+    )

@@ -9,6 +9,7 @@ import pytest
 from distributed import Client, LocalCluster
 
 from csv_pipeline.engine import aggregate, inspect_file, write_shards
+from csv_pipeline_tests.engine_fixtures import csv_row
 from csv_pipeline_tests.shard_reading import read_shards, totals_of
 
 pytest_plugins = ["csv_pipeline_tests.engine_fixtures"]
@@ -29,8 +30,7 @@ def plays_file(tmp_path_factory) -> tuple[Path, Counter]:
             rng.randint(0, 10**6),
         )
         expected[(song, day)] += plays
-        quoted = '"' + song.replace('"', '""') + '"' if any(c in song for c in ',"\n') else song
-        lines.append(f"{quoted},{day},{plays}")
+        lines.append(csv_row(song, day, plays))
     path = tmp_path_factory.mktemp("input") / "plays.csv"
     path.write_text("\r\n".join(lines) + "\r\n", encoding="utf-8")
     return path, expected

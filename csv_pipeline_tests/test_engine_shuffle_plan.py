@@ -12,6 +12,7 @@ from distributed import Client, LocalCluster, get_worker
 from csv_pipeline.engine import FilePlan, Manifest, aggregate, inspect_file, storage, write_shards
 from csv_pipeline.engine.plan import plan_shuffle
 from csv_pipeline.engine.sizes import BLOCK_BYTES, BUCKET_BYTES, MAX_SHUFFLE_PIECES
+from csv_pipeline_tests.engine_fixtures import csv_row
 from csv_pipeline_tests.shard_reading import totals_of
 
 GB, TB = 10**9, 10**12
@@ -62,8 +63,7 @@ def plays_file(tmp_path_factory) -> tuple[Path, Counter]:
         song = LONG_SONG if rng.random() < 0.1 else rng.choice(SONGS)
         day, plays = f"2020-03-{rng.randint(1, 31):02d}", rng.randint(0, 10**6)
         expected[(song, day)] += plays
-        quoted = '"' + song.replace('"', '""') + '"' if any(c in song for c in ',"\n') else song
-        lines.append(f"{quoted},{day},{plays}")
+        lines.append(csv_row(song, day, plays))
     path = tmp_path_factory.mktemp("input") / "plays.csv"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path, expected

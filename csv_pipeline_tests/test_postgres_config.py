@@ -51,20 +51,15 @@ def test_the_instance_storage_works_in_both_documented_forms(form, database, tmp
         (service.inbox / ".daemon.csv.partial").rename(service.inbox / "daemon.csv")
         for name, content in (("good.csv", GOOD), ("bad.csv", BAD)):
             (tmp_path / name).write_text(content)
-        cli = [str(CSV_PIPELINE), "process"]
-        good = subprocess.run(
-            [*cli, str(tmp_path / "good.csv"), "--output", str(tmp_path / "cli_out")],
-            env=service.env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        bad = subprocess.run(
-            [*cli, str(tmp_path / "bad.csv"), "--output", str(tmp_path / "cli_out")],
-            env=service.env,
-            capture_output=True,
-            text=True,
-            timeout=600,
+        good, bad = (
+            subprocess.run(
+                [str(CSV_PIPELINE), "process", str(tmp_path / name), "--output", str(tmp_path / "cli_out")],
+                env=service.env,
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
+            for name in ("good.csv", "bad.csv")
         )
         assert good.returncode == 0 and good.stdout.strip(), good.stderr
         assert json.loads(good.stdout)["rows_out"] == 2
