@@ -37,7 +37,7 @@ from csv_pipeline.defs.resources.dask_client import DaskClient
 from csv_pipeline.defs.resources.play_files import PlayFiles
 from csv_pipeline.engine import storage
 from csv_pipeline.engine.cluster import gather
-from csv_pipeline.engine.reduce_tasks import MOST_PLAYED
+from csv_pipeline.engine.reduce_tasks import MOST_PLAYED, most_played
 from csv_pipeline.engine.rules import MAX_INT64, OUTPUT_COLUMNS
 from csv_pipeline.labels import PLAYS_IN, ROWS_IN, TOP_SONGS
 
@@ -144,10 +144,7 @@ def top_songs(readings: list[ShardReading]) -> tuple[tuple[str, int], ...]:
     totals: Counter[str] = Counter()
     for reading in readings:
         totals.update(reading.song_totals)
-    ranked = sorted(
-        ((song, min(plays, MAX_INT64)) for song, plays in totals.items()), key=lambda item: (-item[1], item[0])
-    )
-    return tuple(ranked[:MOST_PLAYED])
+    return most_played((song, min(plays, MAX_INT64)) for song, plays in totals.items())
 
 
 def accounted_for(manifest: engine.Manifest, readings: list[ShardReading]) -> AssetCheckResult:
