@@ -4,7 +4,7 @@ Per test session: a fresh PostgreSQL database on the machine's server (dropped a
 moto's S3 server on a free loopback port with one bucket, and ``dagster-webserver`` plus
 ``dagster-daemon`` started with ``deploy/dagster.yaml`` and ``csv_pipeline.definitions``,
 inbox and outbox in that bucket. Each process runs in its own process group, so stopping it
-also stops the code server, the run workers and their Dask workers it started.
+also stops the code server, the fork server and the run workers it started.
 """
 
 import contextlib
@@ -31,7 +31,7 @@ import requests
 import s3fs
 
 from csv_pipeline.cli.graphql_client import DagsterGraphQL, RunResult
-from csv_pipeline.labels import FILE_TAG
+from csv_pipeline.labels import FILE_TAG, RUN_WORKER_TAG
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PRODUCTION_INSTANCE_YAML = REPO_ROOT / "deploy" / "dagster.yaml"
@@ -47,6 +47,7 @@ MAX_SHARD_BYTES = 20_000
 STARTUP_TIMEOUT_SECONDS = 180
 BIN = Path(sys.executable).parent
 CODE = ["-m", "csv_pipeline.definitions"]
+FORK_SERVER_MODULE = "csv_pipeline.defs.fork_server"
 
 T = TypeVar("T")
 
@@ -67,20 +68,18 @@ class DagsterService:
     logs: Path
     processes: dict[str, subprocess.Popen]  # "webserver", "daemon" (the one running), killed daemons
 
-    def daemon_code_servers(self) -> list[psutil.Process]:
-        """The code servers the running daemon started (its run workers are forked from them).
-        The daemon starts a fresh one about every minute and lets the old one go, so there may
-        be two for a while."""
-        servers = []
+    def daemon_fork_server(self) -> psutil.Process | None:
+        """The fork server the running daemon's run launcher started (its run workers are forked
+        from it), once it has launched a run."""
         for child in psutil.Process(self.processes["daemon"].pid).children():
             with contextlib.suppress(psutil.NoSuchProcess):
-                if "grpc" in " ".join(child.cmdline()):
-                    servers.append(child)
-        return servers
+                if FORK_SERVER_MODULE in child.cmdline():
+                    return child
+        return None
 
     def kill_daemon(self, whole_group: bool) -> None:
-        """SIGKILL the daemon alone, or its whole process group (its code server and the run
-        workers that started), as an out-of-memory kill of its cgroup or a hard restart would."""
+        """SIGKILL the daemon alone, or its whole process group (its code server, its fork server
+        and the run workers), as an out-of-memory kill of its cgroup or a hard restart would."""
         daemon = self.processes["daemon"]
         if whole_group:
             _signal_group(daemon, signal.SIGKILL)
@@ -206,6 +205,11 @@ class DagsterService:
         finally:
             os.kill(pid, signal.SIGCONT)
 
+    def worker_recorded(self, run_id: str) -> bool:
+        """Whether the run's worker has tagged the run with its process, as it does when it starts executing."""
+        run = graphql_data(self.url, _RUN_TAGS, {"runId": run_id})["runOrError"]
+        return any(tag["key"] == RUN_WORKER_TAG and run_id in tag["value"] for tag in run["tags"])
+
     def runs_in_database(self) -> list[tuple[str, str]]:
         """``(run_id, status)`` of every row of the runs table in the test database."""
         with psycopg2.connect(self.postgres_dsn) as connection, connection.cursor() as cursor:
@@ -255,7 +259,7 @@ def stop_process(process: subprocess.Popen, grace_seconds: float = 30) -> None:
         process.wait(grace_seconds)
     except subprocess.TimeoutExpired:
         pass
-    # The leader may be gone while children it started (code server, run workers) linger.
+    # The leader may be gone while children it started (code server, fork server, run workers) linger.
     _signal_group(process, signal.SIGKILL)
     process.wait()
 
@@ -301,7 +305,13 @@ def postgres_dsn() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """moto's S3 server on a free loopback port."""
-    logs = tmp_path_factory.mktemp("moto")
+    with moto_server(tmp_path_factory.mktemp("moto")) as endpoint:
+        yield endpoint
+
+
+@contextmanager
+def moto_server(logs: Path) -> Iterator[str]:
+    """moto's S3 server on a free loopback port, its log in ``logs``; its endpoint URL."""
     port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
     server = start_process(
@@ -396,6 +406,9 @@ _READINESS = """
 }
 """
 _DAEMONS_NEEDED = {"SENSOR", "QUEUED_RUN_COORDINATOR", "MONITORING"}
+_RUN_TAGS = """
+query RunTags($runId: ID!) { runOrError(runId: $runId) { ... on Run { tags { key value } } } }
+"""
 _PARENT_RUN = """
 query ParentRun($runId: ID!) { runOrError(runId: $runId) { ... on Run { parentRunId } } }
 """

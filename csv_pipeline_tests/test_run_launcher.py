@@ -11,13 +11,13 @@ from dagster._core.launcher import WorkerStatus
 from dagster._core.test_utils import create_run_for_test
 
 from csv_pipeline.defs.resources.play_files import PlayFiles
-from csv_pipeline.defs.run_launcher import ProcessIdentity, WorkerCheckingRunLauncher, record_run_worker
+from csv_pipeline.defs.run_launcher import ForkingRunLauncher, ProcessIdentity, record_run_worker
 from csv_pipeline.defs.sensors.run_recovery_sensor import remove_leftovers
 from csv_pipeline.labels import RUN_WORKER_TAG
 
 
 def health(instance: DagsterInstance, run_id: str) -> WorkerStatus:
-    return WorkerCheckingRunLauncher().check_run_worker_health(instance.get_run_by_id(run_id)).status
+    return ForkingRunLauncher().check_run_worker_health(instance.get_run_by_id(run_id)).status
 
 
 def test_a_run_whose_worker_process_is_gone_is_reported_failed(instance: DagsterInstance):

@@ -8,7 +8,6 @@ process group. Recovery times are printed (``pytest -s``) for the fault table in
 deploy/README.md; they are measured, not asserted.
 """
 
-import contextlib
 import json
 import signal
 import time
@@ -16,11 +15,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import psutil
 import pytest
 
 from csv_pipeline.demo_data import write_demo_file
-from csv_pipeline.labels import LAUNCHED_BY_TAG, RUN_WORKER_TAG
+from csv_pipeline.labels import LAUNCHED_BY_TAG
 from csv_pipeline_tests.service_fixtures import (
     DagsterService,
     fresh_database,
@@ -181,7 +179,7 @@ def test_a_run_whose_whole_daemon_process_group_dies_is_failed_and_retried(servi
     file_key = "recovery/group-killed.csv"
     service.s3.put_file(str(plays), f"{service.inbox}/{file_key}")
     dead = service.wait_for_run(
-        file_key, until=lambda run: run.status == "STARTED" and worker_recorded(service, run.run_id)
+        file_key, until=lambda run: run.status == "STARTED" and service.worker_recorded(run.run_id)
     )
 
     service.kill_daemon(whole_group=True)
@@ -211,7 +209,7 @@ def test_a_run_whose_whole_daemon_process_group_dies_is_failed_and_retried(servi
 
 
 def test_a_daemon_killed_mid_burst_loses_no_file_and_runs_none_twice(service: DagsterService):
-    """Files keep arriving while the daemon dies launching a run (its code server hung, then
+    """Files keep arriving while the daemon dies launching a run (its fork server hung, then
     both SIGKILLed): that run never gets a worker, and is failed and retried long before the
     start timeout of run monitoring."""
     keys = [f"recovery/burst/{number:02d}.csv" for number in range(BURST_FILES)]
@@ -220,28 +218,16 @@ def test_a_daemon_killed_mid_burst_loses_no_file_and_runs_none_twice(service: Da
     wait_until(
         lambda: True if len(done(service, keys)) >= 2 else None, RUN_TIMEOUT_SECONDS, "the burst to start", service.logs
     )
-    hung: dict[int, psutil.Process] = {}
-    all_stopped: list[float] = []
-
-    def launch_hung() -> str | None:
-        """Stop every code server of the daemon, including the fresh one it starts each minute,
-        then wait for a launch that began after that: it can never reach a code server. (A run
-        STARTING for a while is no proof: its worker may have been spawned and be slow to start.)"""
-        for code_server in service.daemon_code_servers():
-            if code_server.pid not in hung:
-                with contextlib.suppress(psutil.NoSuchProcess):
-                    code_server.send_signal(signal.SIGSTOP)
-                    hung[code_server.pid] = code_server
-        if not all_stopped:
-            all_stopped.append(time.time())
-        return launched_after(service, all_stopped[0])
-
-    orphan = wait_until(launch_hung, 180, "a launch to hang", service.logs)
+    fork_server = service.daemon_fork_server()
+    assert fork_server is not None
+    fork_server.send_signal(signal.SIGSTOP)
+    stopped = time.time()
+    # A launch that began after the stop can never be answered. (A run STARTING for a while is
+    # no proof: its worker may have been forked and be slow to start.)
+    orphan = wait_until(lambda: launched_after(service, stopped), 180, "a launch to hang", service.logs)
 
     service.kill_daemon(whole_group=False)
-    for code_server in hung.values():
-        with contextlib.suppress(psutil.NoSuchProcess):
-            code_server.send_signal(signal.SIGKILL)
+    fork_server.send_signal(signal.SIGKILL)
     restarted = time.monotonic()
     service.start_daemon()
 
@@ -258,7 +244,7 @@ def test_a_daemon_killed_mid_burst_loses_no_file_and_runs_none_twice(service: Da
     drained = time.monotonic() - restarted
 
     failed = service.graphql.run(orphan)
-    assert failed.status == "FAILURE" and not worker_recorded(service, orphan)
+    assert failed.status == "FAILURE" and not service.worker_recorded(orphan)
     # Failed by the recovery sensor for its dead launcher, not by the start timeout minutes later.
     assert "is gone and the run worker did not start within" in failed.error, failed.error
     assert {key: len(successes(service, key)) for key in keys} == {key: 1 for key in keys}
@@ -329,11 +315,6 @@ def step_statuses(service: DagsterService, run_id: str) -> dict[str, str]:
 
 def steps_done(service: DagsterService, run_id: str) -> set[str]:
     return {key for key, status in step_statuses(service, run_id).items() if status == "SUCCESS"}
-
-
-def worker_recorded(service: DagsterService, run_id: str) -> bool:
-    run = graphql_data(service.url, _RUN_STEPS, {"runId": run_id})["runOrError"]
-    return any(tag["key"] == RUN_WORKER_TAG and run_id in tag["value"] for tag in run["tags"])
 
 
 def selected_steps_params(service: DagsterService, parent: str, step_keys: list[str]) -> dict:

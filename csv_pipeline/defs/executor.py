@@ -19,7 +19,8 @@ cluster options) taken from dagster-dask, because:
 It also tags the run with the process executing it, so that the run launcher can tell when that
 process is gone (``csv_pipeline.defs.run_launcher``).
 
-And a worker opens the run's instance once, not once per step (``_open_instance``).
+And a worker opens the run's instance once, not once per step, with its database connections
+pooled (``_open_instance``).
 """
 
 import functools
@@ -56,6 +57,7 @@ from dagster._utils import iterate_with_context
 from dagster_dask.executor import DaskExecutor, get_dask_resource_requirements
 from distributed import Client, LocalCluster, as_completed
 
+from csv_pipeline.defs.pooled_instance import keep_connections_open
 from csv_pipeline.defs.run_launcher import record_run_worker
 from csv_pipeline.settings import Settings
 
@@ -120,7 +122,7 @@ def _open_instance(instance_ref: str) -> DagsterInstance:
     logging an event in another worker thread at that moment (the checks and ``play_history``
     run at once). With no handlers configured there is nothing to set up, so it is skipped.
     """
-    instance = DagsterInstance.from_ref(deserialize_value(instance_ref, InstanceRef))
+    instance = keep_connections_open(DagsterInstance.from_ref(deserialize_value(instance_ref, InstanceRef)))
     if not instance.get_python_log_dagster_handler_config():
         instance.get_yaml_python_handlers = list  # type: ignore[method-assign]  # no handlers: []
     return instance
