@@ -69,9 +69,11 @@ def test_terminating_a_run_interrupts_its_worker_and_the_run_ends_canceled(
 
     ended = dagster_service.wait_for_run("forks/terminated.csv")
     assert (ended.run_id, ended.status) == (run_id, "CANCELED")
-    wait_until(
-        lambda: True if not worker.is_running() or worker.status() == psutil.STATUS_ZOMBIE else None,
-        60,
-        "the worker to end",
-    )
-    assert os.getpid() != worker.pid
+    wait_until(lambda: gone(worker), 60, "the interrupted worker to end")
+
+
+def gone(process: psutil.Process) -> bool | None:
+    try:
+        return True if process.status() == psutil.STATUS_ZOMBIE else None
+    except psutil.NoSuchProcess:
+        return True

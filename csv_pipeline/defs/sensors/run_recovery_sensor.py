@@ -3,7 +3,7 @@
 Two things the daemon's run monitoring does not do:
 
 - a run stays STARTING until the start timeout (minutes) when the daemon dies while launching
-  it, before the code server started its worker. The launcher tags every run with the process
+  it, before its worker was forked. The launcher tags every run with the process
   that launched it; a run still STARTING some seconds after that process is gone is failed here,
   and run retries launch it again;
 - a run killed mid-step leaves its scratch directory (about the size of the input) and a
@@ -31,7 +31,7 @@ from csv_pipeline.engine.storage import filesystem, join, remove_tree
 from csv_pipeline.labels import LAUNCHED_BY_TAG
 
 INTERVAL_SECONDS = 10
-# A launch that reached the code server has its worker running (STARTED) within seconds.
+# A launch that reached the fork server has its worker running (STARTED) within seconds.
 ORPHANED_LAUNCH_SECONDS = 20
 
 
