@@ -49,7 +49,15 @@ REPLY_TIMEOUT_SECONDS = 30
 # Imported before the first fork, so that no run worker imports them itself: what a run uses
 # beyond the code location's own imports (Dagster's run execution, its instance's storage, the
 # executor's local cluster). The launcher's process (the daemon) needs none of them.
-WARM_MODULES = ("dagster._cli.api", "dagster_postgres", "distributed.deploy.local", "pyarrow.parquet", "s3fs")
+WARM_MODULES = (
+    "dagster._cli.api",
+    "dagster_postgres",
+    "deltalake",
+    "distributed.deploy.local",
+    "pyarrow.parquet",
+    "s3fs",
+    "upath.core",
+)
 
 
 class ForkServerError(RuntimeError):
