@@ -35,6 +35,8 @@ setup(
         # dagster-postgres connects through psycopg2 and builds `postgresql://` URLs; SQLAlchemy
         # 2.1 maps that scheme to psycopg 3, so the documented storage config would not start.
         "sqlalchemy==2.0.58",
+        # The SQS client that reads the inbox's S3 notifications; s3fs (through aiobotocore) pins it.
+        "botocore",
         "dask[distributed]==2026.8.0",
         "distributed==2026.8.0",
         "pandas==3.1.1",

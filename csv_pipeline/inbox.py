@@ -61,26 +61,29 @@ def list_inbox(inbox: str) -> Inbox:
     a file whose key breaks a rule of :func:`file_key_problem` is skipped too.
     """
     fs, root = fsspec.core.url_to_fs(inbox)
+    listed = Inbox({}, {}, {})
     if not fs.exists(root):
-        return Inbox({}, {}, {})
+        return listed
     root = root.rstrip("/")
-    files: dict[str, InboxFile] = {}
-    skipped: dict[str, str] = {}
-    arrived: dict[str, float] = {}
     for path, info in fs.find(root, detail=True).items():
-        key = path[len(root) + 1 :]
-        if info.get("islink"):
-            if is_csv(key) or os.path.isdir(path):
-                skipped[key] = SYMLINK
-        elif is_csv(key):
-            problem = NOT_REGULAR if info["type"] != "file" else file_key_problem(key)
-            if problem:
-                skipped[key] = problem
-            else:
-                files[key] = _listed(fs, path, info)
-        if key in files or key in skipped:
-            arrived[key] = _arrived(fs, path, info)
-    return Inbox(files, skipped, arrived)
+        add_entry(listed, fs, path[len(root) + 1 :], path, info)
+    return listed
+
+
+def add_entry(inbox: Inbox, fs: fsspec.AbstractFileSystem, key: str, path: str, info: dict[str, Any]) -> None:
+    """Put the entry at ``path`` (``key`` in the inbox, ``info`` as fsspec describes it) into
+    ``inbox``: a file, a skipped entry with the reason, or nothing when it is no ``.csv`` file."""
+    if info.get("islink"):
+        if is_csv(key) or os.path.isdir(path):
+            inbox.skipped[key] = SYMLINK
+    elif is_csv(key):
+        problem = NOT_REGULAR if info["type"] != "file" else file_key_problem(key)
+        if problem:
+            inbox.skipped[key] = problem
+        else:
+            inbox.files[key] = _listed(fs, path, info)
+    if key in inbox.files or key in inbox.skipped:
+        inbox.arrived[key] = _arrived(fs, path, info)
 
 
 def file_version(url: str) -> str:

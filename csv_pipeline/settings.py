@@ -15,6 +15,8 @@ from csv_pipeline.engine.sizes import DEFAULT_MAX_SHARD_BYTES
 # How long before the newest inbox file another one may still appear in a listing with its
 # older time: S3 dates a multipart upload from its start, so this is the longest upload.
 DEFAULT_UPLOAD_WINDOW_SECONDS = 900
+# With inbox notifications (an SQS queue), how often the sensor still lists the whole inbox.
+DEFAULT_INBOX_LISTING_SECONDS = 600
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,8 @@ class Settings:
     step_outputs: str | None  # where ops hand each other their small results; None: the instance's storage
     history: str | None = None  # the play history table; None: <outbox>/_history of each run
     upload_window_seconds: int = DEFAULT_UPLOAD_WINDOW_SECONDS
+    inbox_queue: str | None = None  # the SQS queue URL of the S3 inbox's notifications; None: list every tick
+    inbox_listing_seconds: int = DEFAULT_INBOX_LISTING_SECONDS
 
     @property
     def history_url(self) -> str:
@@ -59,6 +63,10 @@ class Settings:
             history=absolute_url(environ["CSV_PIPELINE_HISTORY"]) if environ.get("CSV_PIPELINE_HISTORY") else None,
             upload_window_seconds=_positive_int(
                 environ, "CSV_PIPELINE_UPLOAD_WINDOW_SECONDS", DEFAULT_UPLOAD_WINDOW_SECONDS, "seconds"
+            ),
+            inbox_queue=environ.get("CSV_PIPELINE_INBOX_QUEUE") or None,
+            inbox_listing_seconds=_positive_int(
+                environ, "CSV_PIPELINE_INBOX_LISTING_SECONDS", DEFAULT_INBOX_LISTING_SECONDS, "seconds"
             ),
         )
 

@@ -81,7 +81,7 @@ def test_a_burst_of_files_within_the_upload_window_keeps_the_cursor_small():
     stamps = {f"plays-{number:05d}.csv": f"{number:032x}@1800000000.{number:06d}" for number in range(FILES)}
     arrived = {key: 1_800_000_000 + number / 1_000_000 for number, key in enumerate(stamps)}
 
-    cursor = InboxCursor.of(stamps, arrived, window_seconds=900)
+    cursor = InboxCursor.of(stamps, arrived, window_seconds=900, listed=1_800_000_001)
 
     assert len(cursor.dump()) < RECENT_CHARS + 1_000
     assert 0 < len(cursor.recent) < FILES

@@ -205,16 +205,22 @@ def test_runs_are_rows_of_the_sessions_postgres_database(dagster_service, good_f
     assert sorted(rows) == sorted(dagster_service.run_ids())
 
 
-def test_a_burst_of_files_waits_in_the_queue_within_the_run_limit(dagster_service):
+def test_a_burst_of_files_waits_in_the_queue_and_each_file_gets_exactly_one_result(dagster_service):
     limit = dagster_service.max_concurrent_runs()
-    content = (SEED_FIXTURES / "initial_test.csv").read_bytes()
-    keys = [f"e2e/burst/{number}.csv" for number in range(limit + 1)]
+    good = (SEED_FIXTURES / "initial_test.csv").read_bytes()
+    bad = (SEED_FIXTURES / "initial_test_with_invalid_value.csv").read_bytes()
+    keys = [f"e2e/burst/{number}.csv" for number in range(3 * limit)]
+    bad_key = keys[limit]
     for key in keys:
-        dagster_service.put(key, content)
+        dagster_service.put(key, bad if key == bad_key else good)
 
     seen = dagster_service.watch_statuses(keys)
 
-    assert seen[-1] == ["SUCCESS"] * len(keys)
+    assert seen[-1] == ["FAILURE" if key == bad_key else "SUCCESS" for key in keys]
+    assert {key: len(dagster_service.run_ids(key)) for key in keys} == dict.fromkeys(keys, 1)
+    failed = dagster_service.graphql.latest_run(bad_key)
+    assert failed is not None
+    assert failed.error == f"{bad_key}: line 4: Number of Plays 'patata' is not a non-negative integer"
     assert max(sum(status in ("STARTING", "STARTED") for status in statuses) for statuses in seen) <= limit
     assert any("QUEUED" in statuses for statuses in seen), "the burst never had to queue"
 

@@ -38,6 +38,8 @@ def test_production_values_are_taken_as_given():
             "DAGSTER_HOME": "/opt/dagster",
             "CSV_PIPELINE_STEP_OUTPUTS": "s3://plays/dagster-steps/",
             "CSV_PIPELINE_DASK_DASHBOARD": "127.0.0.1:8787",
+            "CSV_PIPELINE_INBOX_QUEUE": "https://sqs.eu-west-1.amazonaws.com/123456789012/plays-inbox",
+            "CSV_PIPELINE_INBOX_LISTING_SECONDS": "1800",
         }
     )
 
@@ -52,6 +54,8 @@ def test_production_values_are_taken_as_given():
     assert settings.dagster_home == os.path.abspath("/opt/dagster")
     assert settings.step_outputs == "s3://plays/dagster-steps"
     assert settings.dask_dashboard == "127.0.0.1:8787"
+    assert settings.inbox_queue == "https://sqs.eu-west-1.amazonaws.com/123456789012/plays-inbox"
+    assert settings.inbox_listing_seconds == 1800
 
 
 def test_the_scratch_root_can_be_moved():

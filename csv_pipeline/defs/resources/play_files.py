@@ -6,13 +6,20 @@ from dagster import ConfigurableResource
 
 from csv_pipeline.engine import InvalidFileError
 from csv_pipeline.inbox import file_key_problem, is_csv, shown, symlink_problem
-from csv_pipeline.settings import DEFAULT_BLOCK_BYTES, DEFAULT_BUCKET_BYTES, DEFAULT_UPLOAD_WINDOW_SECONDS, Settings
+from csv_pipeline.settings import (
+    DEFAULT_BLOCK_BYTES,
+    DEFAULT_BUCKET_BYTES,
+    DEFAULT_INBOX_LISTING_SECONDS,
+    DEFAULT_UPLOAD_WINDOW_SECONDS,
+    Settings,
+)
 
 
 class PlayFiles(ConfigurableResource):
     """Inbox, outbox and scratch locations (fsspec URLs: local paths or ``s3://``), the shard limit,
-    the engine's task sizes (smaller blocks and buckets: less memory per Dask task) and the
-    inbox's upload window (how late the sensor may list a file, counted from its arrival).
+    the engine's task sizes (smaller blocks and buckets: less memory per Dask task), the
+    inbox's upload window (how late the sensor may list a file, counted from its arrival) and,
+    for an S3 inbox, the SQS queue of its notifications and how often it is listed all the same.
 
     Its values are also written into every run's config, so the Dask workers that run the ops
     use the locations the run was launched with, whatever their own environment says.
@@ -25,6 +32,8 @@ class PlayFiles(ConfigurableResource):
     block_bytes: int = DEFAULT_BLOCK_BYTES
     bucket_bytes: int = DEFAULT_BUCKET_BYTES
     upload_window_seconds: int = DEFAULT_UPLOAD_WINDOW_SECONDS
+    inbox_queue: str = ""
+    inbox_listing_seconds: int = DEFAULT_INBOX_LISTING_SECONDS
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "PlayFiles":
@@ -36,6 +45,8 @@ class PlayFiles(ConfigurableResource):
             block_bytes=settings.block_bytes,
             bucket_bytes=settings.bucket_bytes,
             upload_window_seconds=settings.upload_window_seconds,
+            inbox_queue=settings.inbox_queue or "",
+            inbox_listing_seconds=settings.inbox_listing_seconds,
         )
 
     def input_url(self, file_key: str) -> str:

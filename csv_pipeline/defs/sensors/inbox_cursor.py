@@ -4,7 +4,9 @@ It holds the stamp of each entry that arrived ``since`` a time shortly before th
 (by the upload window, or less should those entries not fit in ``RECENT_CHARS``), and of all
 the older entries only a digest of their keys. A later tick trusts the older entries it lists
 when their keys give the same digest; otherwise (one was deleted, or appeared late with an old
-time) the sensor asks Dagster which of them already have a partition.
+time) the sensor asks Dagster which of them already have a partition. It also holds when the
+inbox was last listed in full: with notifications (an SQS queue) the ticks in between add the
+notified entries to the recent ones.
 """
 
 import hashlib
@@ -21,24 +23,37 @@ class InboxCursor:
     since: float | None  # entries that arrived since then are all in ``recent``; None: every entry is
     recent: dict[str, str]  # file key: stamp
     older: str  # digest of the keys of the entries that arrived before ``since``
+    listed: float = 0.0  # when the inbox was last listed in full (time.time()); 0: never
 
     @classmethod
     def read(cls, cursor: str | None) -> "InboxCursor":
         """The stored cursor; one of the earlier format (every file key: its stamp) is all recent."""
         saved = json.loads(cursor) if cursor else {}
         if isinstance(saved.get("recent"), dict):
-            return cls(saved["since"], saved["recent"], saved["older"])
+            return cls(saved["since"], saved["recent"], saved["older"], saved.get("listed", 0.0))
         return cls(None, saved, digest_of_keys([]))
 
     @classmethod
-    def of(cls, stamps: dict[str, str], arrived: dict[str, float], window_seconds: float) -> "InboxCursor":
-        """The cursor after a tick that handled every entry of ``stamps``."""
+    def of(
+        cls, stamps: dict[str, str], arrived: dict[str, float], window_seconds: float, listed: float
+    ) -> "InboxCursor":
+        """The cursor after a tick that listed the whole inbox (at ``listed``) and handled every
+        entry of ``stamps``."""
         since = _recent_since(stamps, arrived, window_seconds) if stamps else None
         recent = {key: stamp for key, stamp in stamps.items() if since is None or arrived[key] >= since}
-        return cls(since, recent, digest_of_keys(stamps.keys() - recent.keys()))
+        return cls(since, recent, digest_of_keys(stamps.keys() - recent.keys()), listed)
+
+    def with_notified(self, stamps: dict[str, str]) -> "InboxCursor":
+        """The cursor after a tick that handled the notified entries ``stamps``. Should the recent
+        entries outgrow their room, the next tick lists the whole inbox, which bounds them again."""
+        recent = {**self.recent, **stamps}
+        listed = self.listed if len(json.dumps(recent)) <= RECENT_CHARS else 0.0
+        return InboxCursor(self.since, recent, self.older, listed)
 
     def dump(self) -> str:
-        return json.dumps({"since": self.since, "recent": self.recent, "older": self.older}, sort_keys=True)
+        return json.dumps(
+            {"since": self.since, "recent": self.recent, "older": self.older, "listed": self.listed}, sort_keys=True
+        )
 
     def arrived_since(self, arrived: float) -> bool:
         return self.since is None or arrived >= self.since

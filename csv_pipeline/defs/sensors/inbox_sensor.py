@@ -1,5 +1,7 @@
 """The inbox sensor: one run of ``process_inbox_file`` per new or changed CSV file in the inbox."""
 
+import time
+
 from dagster import (
     DagsterInstance,
     DagsterRun,
@@ -17,6 +19,7 @@ from csv_pipeline.defs.partitions import INBOX_FILES, inbox_files
 from csv_pipeline.defs.resources.play_files import PlayFiles
 from csv_pipeline.defs.sensors.inbox_cursor import SKIPPED, InboxCursor, digest_of_keys
 from csv_pipeline.inbox import InboxFile, list_inbox, shown
+from csv_pipeline.inbox_notifications import receive_new_files
 from csv_pipeline.labels import FILE_TAG, VERSION_TAG
 
 # The daemon looks at its sensors every 5 s at best. An interval of exactly 5 s made a loop
@@ -46,12 +49,22 @@ def inbox_sensor(context: SensorEvaluationContext, play_files: PlayFiles) -> Sen
     content (same ETag, new LastModified) starts a run only when that content's run failed. The
     run key (file key and stamp) lets Dagster drop a request it already launched, should a tick
     be repeated after a daemon restart. Skipped entries (links, unsafe names) are logged once.
+
+    With ``inbox_queue`` set (an S3 inbox whose ObjectCreated notifications go to that SQS
+    queue), a tick reads the notified files instead of listing the inbox, and the whole inbox is
+    listed every ``inbox_listing_seconds`` as the safety net for a lost notification.
     """
     before = InboxCursor.read(context.cursor)
-    inbox = list_inbox(play_files.inbox)
+    now = time.time()
+    listing = not play_files.inbox_queue or now - before.listed >= play_files.inbox_listing_seconds
+    if listing:
+        inbox = list_inbox(play_files.inbox)
+    else:
+        inbox = receive_new_files(play_files.inbox_queue, play_files.inbox)
     stamps = {**{key: file.stamp for key, file in inbox.files.items()}, **dict.fromkeys(inbox.skipped, SKIPPED)}
     unseen = {key for key in stamps if key not in before.recent and before.arrived_since(inbox.arrived[key])}
-    older = stamps.keys() - before.recent.keys() - unseen
+    # What a listing shows beyond the recent entries; a notification names only new entries.
+    older = stamps.keys() - before.recent.keys() - unseen if listing else set()
     older_changed = digest_of_keys(older) != before.older
     skipped = [
         f"{shown(key)}: {reason}"
@@ -81,7 +94,10 @@ def inbox_sensor(context: SensorEvaluationContext, play_files: PlayFiles) -> Sen
     changed.update(
         (key, file) for key, file in ask_runs.items() if _runs_again(context, key, file, latest_runs.get(key))
     )
-    cursor = InboxCursor.of(stamps, inbox.arrived, play_files.upload_window_seconds).dump()
+    if listing:
+        cursor = InboxCursor.of(stamps, inbox.arrived, play_files.upload_window_seconds, listed=now).dump()
+    else:
+        cursor = before.with_notified(stamps).dump()
     if not changed:
         return SensorResult(skip_reason=_skip_reason(play_files.inbox, skipped), cursor=cursor)
     new_partitions = [key for key in sorted(changed) if key not in partitions]
