@@ -1,7 +1,7 @@
 """A run's instance keeps its database connections open while the run goes on.
 
 Outside the webserver, dagster-postgres opens a new connection for every statement (SQLAlchemy's
-``NullPool``; Dagster issue 20325), and a run writes some seventy events: seventy connections for
+``NullPool``, a known Dagster limitation), and a run writes some seventy events: seventy connections for
 a small file, each a new PostgreSQL backend process. In a burst of 30 small files PostgreSQL
 used 52.8 of the machine's 148 CPU-seconds. The webserver keeps a pooled connection per storage
 (``optimize_for_webserver``); run workers do the same here, which halved PostgreSQL's share.
