@@ -10,6 +10,7 @@ or never sent), and a file it names is then found by the next listing.
 No Dagster imports.
 """
 
+import functools
 import json
 import re
 from typing import Any
@@ -30,7 +31,7 @@ def receive_new_files(queue_url: str, inbox: str) -> Inbox:
     The messages read are deleted from the queue. A named object that is gone again, or that
     is outside the inbox, is left out.
     """
-    client = get_session().create_client("sqs", region_name=_region_of(queue_url))
+    client = _sqs_client(_region_of(queue_url))
     paths: set[str] = set()
     received = 0
     while received < MAX_MESSAGES_PER_TICK:
@@ -72,6 +73,14 @@ def created_objects(body: str) -> list[str]:
         for record in records
         if str(record.get("eventName", "")).startswith("ObjectCreated:")
     ]
+
+
+@functools.cache
+def _sqs_client(region_name: str | None) -> Any:
+    """One SQS client per region for the process: making one loads botocore's service model,
+    which a tick every few seconds should not repeat. Clients are thread-safe and refresh
+    expiring credentials themselves."""
+    return get_session().create_client("sqs", region_name=region_name)
 
 
 def _region_of(queue_url: str) -> str | None:

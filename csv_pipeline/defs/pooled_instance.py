@@ -31,7 +31,7 @@ def keep_connections_open(instance: DagsterInstance) -> DagsterInstance:
     )
     for storage in (instance.run_storage, instance.event_log_storage, instance.schedule_storage):
         engine = getattr(storage, "_engine", None)  # dagster-postgres keeps its engine there
-        if isinstance(engine, sqlalchemy.Engine) and not event.contains(engine.pool, "checkout", _ping):
+        if isinstance(engine, sqlalchemy.Engine):  # a new engine: optimize_for_webserver just made it
             event.listen(engine.pool, "checkout", _ping)
     return instance
 

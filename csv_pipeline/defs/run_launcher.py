@@ -121,13 +121,8 @@ class ForkingRunLauncher(RunLauncher, ConfigurableClass):
         if run is None or run.is_finished:
             return False
         worker = ProcessIdentity.from_tags(run, RUN_WORKER_TAG)
-        gone = None if worker is None else worker.is_gone()
-        if worker is None or gone is not False:
-            why = (
-                "its worker has not recorded its process yet"
-                if worker is None
-                else f"its worker, {worker.describe()}, " + ("is gone" if gone else "is not on this machine")
-            )
+        if worker is None or worker.is_gone() is not False:
+            why = self.check_run_worker_health(run).msg  # not recorded yet, gone, or on another host
             self._instance.report_engine_event(f"Cannot terminate the run: {why}.", run, cls=type(self))
             return False
         self._instance.report_run_canceling(run)
