@@ -15,6 +15,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from dagster._core.storage.tags import WILL_RETRY_TAG
 
 from csv_pipeline.cli.graphql_client import NOT_FINISHED
 from csv_pipeline.demo_data import write_demo_file
@@ -218,6 +219,8 @@ def test_a_burst_of_files_waits_in_the_queue_and_each_file_gets_exactly_one_resu
 
     assert seen[-1] == ["FAILURE" if key == bad_key else "SUCCESS" for key in keys]
     assert {key: len(dagster_service.run_ids(key)) for key in keys} == dict.fromkeys(keys, 1)
+    [bad_run] = dagster_service.runs(bad_key)
+    assert {"key": WILL_RETRY_TAG, "value": "false"} in bad_run["tags"], "a bad file's run is not retried"
     failed = dagster_service.graphql.latest_run(bad_key)
     assert failed is not None
     assert failed.error == f"{bad_key}: line 4: Number of Plays 'patata' is not a non-negative integer"

@@ -31,6 +31,7 @@ from dagster import (
     graph_asset,
     op,
 )
+from dagster._core.storage.tags import RETRY_ON_ASSET_OR_OP_FAILURE_TAG
 from dagster_postgres.utils import DagsterPostgresException
 from distributed import KilledWorker
 from distributed.comm.core import CommClosedError
@@ -203,10 +204,11 @@ def _failure_explained(context: OpExecutionContext, doing: str, leftovers: Seque
 
 
 def _fail_finally(context: OpExecutionContext, sentence: str, leftovers: Sequence[str], details: dict) -> None:
-    """The run's last word on the file: nothing half-written, the sentence in its tag and on its partition."""
+    """The run's last word on the file: nothing half-written, the sentence in its tag and on its
+    partition, and no run retry (the file would fail the same way; transient errors were retried)."""
     for url in leftovers:
         remove_tree(url)
-    context.instance.add_run_tags(context.run_id, {ERROR_TAG: sentence})
+    context.instance.add_run_tags(context.run_id, {ERROR_TAG: sentence, RETRY_ON_ASSET_OR_OP_FAILURE_TAG: "false"})
     report_failed_partition(context, sentence, details)
 
 
