@@ -168,6 +168,18 @@ class DagsterService:
     def parent_run_id(self, run_id: str) -> str | None:
         return graphql_data(self.url, _PARENT_RUN, {"runId": run_id})["runOrError"]["parentRunId"]
 
+    def captured_logs(self, run_id: str) -> dict[str, tuple[str, str]]:
+        """What each step of the run printed, ``step key: (stdout, stderr)``, as the UI reads it."""
+        run = graphql_data(self.url, _CAPTURED_LOG_KEYS, {"runId": run_id})["runOrError"]
+        logs = {}
+        for event in run["eventConnection"]["events"]:
+            if event.get("fileKey"):
+                log_key = [run_id, "compute_logs", event["fileKey"]]
+                captured = graphql_data(self.url, _CAPTURED_LOGS, {"logKey": log_key})["capturedLogs"]
+                for step_key in event["stepKeys"]:
+                    logs[step_key] = (captured["stdout"] or "", captured["stderr"] or "")
+        return logs
+
     def runs_told(self, file_key: str) -> str:
         """Every run of ``file_key`` with what launched it, and the daemon's lines about the file:
         what a failed assertion on runs needs to say."""
@@ -427,6 +439,16 @@ query EngineEvents($runId: ID!) {
     }
   }
 }
+"""
+_CAPTURED_LOG_KEYS = """
+query CapturedLogKeys($runId: ID!) {
+  runOrError(runId: $runId) {
+    ... on Run { eventConnection { events { ... on LogsCapturedEvent { fileKey stepKeys } } } }
+  }
+}
+"""
+_CAPTURED_LOGS = """
+query CapturedLogs($logKey: [String!]!) { capturedLogs(logKey: $logKey) { stdout stderr } }
 """
 _SENSOR_TICKS = """
 query SensorTicks($location: String!, $since: Float!) {

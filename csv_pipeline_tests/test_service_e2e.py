@@ -122,6 +122,10 @@ def test_bad_file_fails_with_the_spec_message_and_leaves_no_shard(dagster_servic
     answer = dagster_service.cli("status", "e2e/bad.csv")
     assert (answer.returncode, answer.stderr.strip()) == (1, message)
     assert json.loads(answer.stdout)["error"] == message
+    # The step's own output, in the UI: Dagster's log lines, which it writes to standard error.
+    captured = dagster_service.captured_logs(run.run_id)
+    assert "e2e/bad.csv: 203 bytes, read in 1 blocks" in captured["play_totals.validate_format"][1], captured
+    assert message in captured["play_totals.aggregate_plays"][1], captured
 
 
 def test_same_file_again_starts_no_run_and_new_content_starts_exactly_one(dagster_service):
