@@ -2,8 +2,9 @@
 
 Dagster's ``LocalComputeLogManager`` also copies what a step prints back to the process's own
 streams: for each stream of each step it starts ``tail -F`` and a Python that watches for
-orphans. A run of five steps starts twenty processes, and in a burst of small files that was
-a quarter of a run's CPU time. Here a step's descriptors 1 and 2 are pointed at its log files
+orphans. A run of five steps starts twenty processes: 0.27 of the 1.05 CPU-seconds of a warm
+run of a two-row file (``csv-pipeline process``), and 30 such files through the service took
+53.2 s with them, 50.0 s without. Here a step's descriptors 1 and 2 are pointed at its log files
 for the step's duration, as Dagster does before it starts the copies, and nothing else is
 started: what a step prints is in the UI (the step's stdout and stderr), and no longer also
 in the log of the process that ran it (the daemon's, for sensor-launched runs).
