@@ -30,6 +30,7 @@ from csv_pipeline.engine.rules import OUTPUT_COLUMNS
 
 if TYPE_CHECKING:
     import duckdb
+    from deltalake import DeltaTable
 
 SCHEMA = pa.schema(
     [
@@ -67,12 +68,13 @@ class Contents:
 
 @dataclass(frozen=True)
 class Loaded:
-    """One file's contribution, counted while it was loaded."""
+    """One file's contribution, counted while it was loaded, and the table it made."""
 
     version: int  # of the commit
     rows: int
     songs: int
     plays_per_month: tuple[tuple[str, int], ...]  # ("YYYY-MM", plays), in month order
+    table: Contents  # the whole table as of the commit
 
 
 @dataclass(frozen=True)
@@ -104,13 +106,13 @@ def storage_options(url: str, environ: Mapping[str, str] = os.environ) -> dict[s
 def replace_file(table_url: str, file_key: str, run_id: str, shard_urls: Sequence[str]) -> Loaded:
     """Make the rows of ``shard_urls`` the whole contribution of ``file_key``, in one commit.
 
-    The shards are streamed (read once, a block at a time), and counted on the way.
+    The shards are streamed (read once, a block at a time), and counted on the way. The table's
+    log is read once: opening it replays the commits since its last checkpoint, one GET each on
+    S3, and the commit then brings the same table object up to its own version.
     """
-    from deltalake import CommitProperties, DeltaTable, WriterProperties, write_deltalake
+    from deltalake import CommitProperties, WriterProperties, write_deltalake
 
-    options = storage_options(table_url)
-    _create_once(table_url, options)
-    table = DeltaTable(table_url, storage_options=options)
+    table = _open_or_create(table_url, storage_options(table_url))
     count = _Count()
     write_deltalake(
         table,
@@ -121,7 +123,8 @@ def replace_file(table_url: str, file_key: str, run_id: str, shard_urls: Sequenc
         writer_properties=WriterProperties(max_row_group_size=ROW_GROUP_ROWS, compression="ZSTD"),
         commit_properties=CommitProperties(max_commit_retries=COMMIT_RETRIES),
     )
-    return Loaded(table.version(), count.rows, count.songs, tuple(sorted(count.plays_per_month.items())))
+    months = tuple(sorted(count.plays_per_month.items()))
+    return Loaded(table.version(), count.rows, count.songs, months, _contents_of(table))
 
 
 class _Count:
@@ -171,17 +174,19 @@ class _Count:
             self.plays_per_month[month] = self.plays_per_month.get(month, 0) + row["plays_sum"]
 
 
-def _create_once(table_url: str, options: dict[str, str]) -> None:
-    """Create the empty table unless it exists. Creation is not retried on a later version:
+def _open_or_create(table_url: str, options: dict[str, str]) -> "DeltaTable":
+    """The table, created empty first if there is none. Creation is not retried on a later version:
     a writer that loses the race to create it uses the winner's table, rather than committing
     a second protocol change that would fail the other writers' commits."""
     from deltalake import CommitProperties, DeltaTable
-    from deltalake.exceptions import DeltaError
+    from deltalake.exceptions import DeltaError, TableNotFoundError
 
-    if DeltaTable.is_deltatable(table_url, storage_options=options):
-        return
     try:
-        DeltaTable.create(
+        return DeltaTable(table_url, storage_options=options)
+    except TableNotFoundError:
+        pass
+    try:
+        return DeltaTable.create(
             table_url,
             SCHEMA,
             mode="ignore",
@@ -190,9 +195,11 @@ def _create_once(table_url: str, options: dict[str, str]) -> None:
             storage_options=options,
             commit_properties=CommitProperties(max_commit_retries=0),
         )
-    except DeltaError:
-        if not DeltaTable.is_deltatable(table_url, storage_options=options):
-            raise
+    except DeltaError as error:
+        try:
+            return DeltaTable(table_url, storage_options=options)
+        except TableNotFoundError:
+            raise error from None
 
 
 def _shard_batches(shard_urls: Sequence[str], file_key: str, run_id: str) -> Iterator[pa.RecordBatch]:
@@ -302,7 +309,10 @@ def contents(table_url: str) -> Contents:
     with the number of data files, never with their rows."""
     from deltalake import DeltaTable
 
-    table = DeltaTable(table_url, storage_options=storage_options(table_url))
+    return _contents_of(DeltaTable(table_url, storage_options=storage_options(table_url)))
+
+
+def _contents_of(table: "DeltaTable") -> Contents:
     actions = pa.table(table.get_add_actions(flatten=True))
     if not actions.num_rows:
         return Contents(table.version(), 0, 0, None, None)

@@ -55,7 +55,7 @@ def play_history(
     log, the file's songs and plays per month were counted while it was loaded."""
     url = history_table.url(play_files)
     loaded = history.replace_file(url, context.partition_key, context.run.run_id, play_totals.output_files)
-    contents = history.contents(url)
+    contents = loaded.table
     context.log.info(f"{context.partition_key}: {loaded.rows} rows in {url} (version {loaded.version})")
     return MaterializeResult(
         metadata={
