@@ -20,7 +20,7 @@ from pathlib import Path
 import fsspec
 import pytest
 from dagster import DagsterEventType, DagsterInstance, EventLogEntry
-from distributed import Client, get_task_stream
+from distributed import Client, LocalCluster, get_task_stream
 
 from csv_pipeline.demo_data import write_demo_file
 from csv_pipeline.engine import Manifest, aggregate, inspect_file, write_shards
@@ -198,6 +198,24 @@ def test_a_shared_local_directory_and_file_pass_and_the_check_leaves_nothing(das
         )
 
     assert list((tmp_path / "scratch").iterdir()) == []
+
+
+def test_workers_in_the_clients_own_process_are_not_asked(dask_cluster, tmp_path):
+    """The check writes and removes a token in each shared directory (the directory's modification
+    time moves); workers that share the client's process are taken at their word."""
+    shared = tmp_path / "scratch"
+    shared.mkdir()
+    stamp = shared.stat().st_mtime_ns
+    with (
+        LocalCluster(processes=False, n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):
+        check_workers_reach(client, writes=[str(shared)])
+    assert shared.stat().st_mtime_ns == stamp
+
+    with Client(dask_cluster.address) as client:
+        check_workers_reach(client, writes=[str(shared)])
+    assert shared.stat().st_mtime_ns != stamp
 
 
 def process_on_cluster(address: str, path: Path, out: Path, *, block_bytes: int, bucket_bytes: int) -> subprocess.Popen:
