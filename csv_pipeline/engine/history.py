@@ -106,9 +106,9 @@ def storage_options(url: str, environ: Mapping[str, str] = os.environ) -> dict[s
 def replace_file(table_url: str, file_key: str, run_id: str, shard_urls: Sequence[str]) -> Loaded:
     """Make the rows of ``shard_urls`` the whole contribution of ``file_key``, in one commit.
 
-    The shards are streamed (read once, a block at a time), and counted on the way. The table's
-    log is read once: opening it replays the commits since its last checkpoint, one GET each on
-    S3, and the commit then brings the same table object up to its own version.
+    The shards are streamed (read once, a block at a time), and counted on the way. The table is
+    opened once: opening replays the commits since its last checkpoint (two GETs each on S3),
+    and the commit then brings the same table object up to its own version.
     """
     from deltalake import CommitProperties, WriterProperties, write_deltalake
 
