@@ -200,22 +200,21 @@ def test_a_shared_local_directory_and_file_pass_and_the_check_leaves_nothing(das
     assert list((tmp_path / "scratch").iterdir()) == []
 
 
-def test_workers_in_the_clients_own_process_are_not_asked(dask_cluster, tmp_path):
-    """The check writes and removes a token in each shared directory (the directory's modification
-    time moves); workers that share the client's process are taken at their word."""
-    shared = tmp_path / "scratch"
-    shared.mkdir()
-    stamp = shared.stat().st_mtime_ns
+def test_workers_in_the_clients_own_process_are_not_asked(dask_cluster):
+    """``memory://`` is per process: in-process workers share the client's, so there is nothing to
+    ask them, and a size they are never asked about is not checked; workers in processes of
+    their own are asked, and do not find the file. (The client still writes its own token in
+    each directory, so an unwritable outbox fails at once either way: ``test_failures.py``.)"""
+    fsspec.filesystem("memory").pipe_file("/inbox/own.csv", b"Song,Date,Number of Plays\n")
+    reads = {"memory://inbox/own.csv": 999}
     with (
         LocalCluster(processes=False, n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster,
         Client(cluster) as client,
     ):
-        check_workers_reach(client, writes=[str(shared)])
-    assert shared.stat().st_mtime_ns == stamp
+        check_workers_reach(client, reads=reads, writes=["memory://outbox/.scratch/run"])
 
-    with Client(dask_cluster.address) as client:
-        check_workers_reach(client, writes=[str(shared)])
-    assert shared.stat().st_mtime_ns != stamp
+    with Client(dask_cluster.address) as client, pytest.raises(UnreachablePathError):
+        check_workers_reach(client, reads=reads)
 
 
 def process_on_cluster(address: str, path: Path, out: Path, *, block_bytes: int, bucket_bytes: int) -> subprocess.Popen:

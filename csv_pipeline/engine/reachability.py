@@ -54,16 +54,17 @@ def check_workers_reach(
     worker must read the token this process writes there and write one of its own. The tokens
     are removed again; the directories stay.
 
-    Workers in this very process (an in-process ``LocalCluster``, whose workers have ``inproc://``
-    addresses) see what it sees, so they are not asked: on S3 that saves a small file's run some
-    twenty requests.
+    This process's own token write is also the run's first write to each directory, so a full
+    or read-only directory fails here, in one sentence, before any task. Workers in this very
+    process (an in-process ``LocalCluster``, whose workers have ``inproc://`` addresses) see what
+    it sees, so they are not asked: on S3 that saves a small file's run some thirty requests.
     """
-    if all(address.startswith("inproc://") for address in client.scheduler_info()["workers"]):
-        return
     tokens = {directory: storage.join(directory, f".reachability-{uuid.uuid4().hex}") for directory in writes}
     for token in tokens.values():
         storage.write_bytes(token, [b"written by the Dask client"], storage_options)
     try:
+        if all(address.startswith("inproc://") for address in client.scheduler_info()["workers"]):
+            return
         problems_by_worker = run_on_workers(client, _probe, dict(reads or {}), tokens, storage_options or {})
     finally:
         for token in tokens.values():
