@@ -68,7 +68,8 @@ def check_workers_reach(
         problems_by_worker = run_on_workers(client, _probe, dict(reads or {}), tokens, storage_options or {})
     finally:
         for token in tokens.values():
-            storage.remove_tree(token, storage_options)
+            fs, path = storage.filesystem(token, storage_options)
+            fs.rm_file(path)  # one file: a DELETE, not remove_tree's listing
     workers_by_problem: dict[tuple[str, str], list[str]] = {}
     for worker, problems in sorted(problems_by_worker.items()):
         for url_and_problem in problems:
