@@ -57,7 +57,7 @@ def check_workers_reach(
     This process's own token write is also the run's first write to each directory, so a full
     or read-only directory fails here, in one sentence, before any task. Workers in this very
     process (an in-process ``LocalCluster``, whose workers have ``inproc://`` addresses) see what
-    it sees, so they are not asked: on S3 that saves a small file's run some thirty requests.
+    it sees, so they are not asked: on S3 that saves a small file's run some twenty requests.
     """
     tokens = {directory: storage.join(directory, f".reachability-{uuid.uuid4().hex}") for directory in writes}
     for token in tokens.values():
