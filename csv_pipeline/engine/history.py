@@ -179,12 +179,11 @@ def _open_or_create(table_url: str, options: dict[str, str]) -> "DeltaTable":
     a writer that loses the race to create it uses the winner's table, rather than committing
     a second protocol change that would fail the other writers' commits."""
     from deltalake import CommitProperties, DeltaTable
-    from deltalake.exceptions import DeltaError, TableNotFoundError
+    from deltalake.exceptions import DeltaError
 
-    try:
-        return DeltaTable(table_url, storage_options=options)
-    except TableNotFoundError:
-        pass
+    table = _existing(table_url, options)
+    if table is not None:
+        return table
     try:
         return DeltaTable.create(
             table_url,
@@ -195,11 +194,21 @@ def _open_or_create(table_url: str, options: dict[str, str]) -> "DeltaTable":
             storage_options=options,
             commit_properties=CommitProperties(max_commit_retries=0),
         )
-    except DeltaError as error:
-        try:
-            return DeltaTable(table_url, storage_options=options)
-        except TableNotFoundError:
-            raise error from None
+    except DeltaError:
+        table = _existing(table_url, options)  # another writer created it first
+        if table is None:
+            raise
+        return table
+
+
+def _existing(table_url: str, options: dict[str, str]) -> "DeltaTable | None":
+    from deltalake import DeltaTable
+    from deltalake.exceptions import TableNotFoundError
+
+    try:
+        return DeltaTable(table_url, storage_options=options)
+    except TableNotFoundError:
+        return None
 
 
 def _shard_batches(shard_urls: Sequence[str], file_key: str, run_id: str) -> Iterator[pa.RecordBatch]:
