@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
 import pytest
 
 from csv_pipeline.demo_data import write_demo_file
@@ -218,13 +219,7 @@ def test_a_daemon_killed_mid_burst_loses_no_file_and_runs_none_twice(service: Da
     wait_until(
         lambda: True if len(done(service, keys)) >= 2 else None, RUN_TIMEOUT_SECONDS, "the burst to start", service.logs
     )
-    fork_server = service.daemon_fork_server()
-    assert fork_server is not None
-    fork_server.send_signal(signal.SIGSTOP)
-    stopped = time.time()
-    # A launch that began after the stop can never be answered. (A run STARTING for a while is
-    # no proof: its worker may have been forked and be slow to start.)
-    orphan = wait_until(lambda: launched_after(service, stopped), 180, "a launch to hang", service.logs)
+    fork_server, orphan = hang_a_launch(service)
 
     service.kill_daemon(whole_group=False)
     fork_server.send_signal(signal.SIGKILL)
@@ -296,6 +291,25 @@ def done(service: DagsterService, file_keys: list[str]) -> list[str]:
 def run_in_status(service: DagsterService, status: str) -> str | None:
     runs = graphql_data(service.url, _RUNS_IN_STATUS, {"statuses": [status]})["runsOrError"]["results"]
     return runs[0]["runId"] if runs else None
+
+
+def hang_a_launch(service: DagsterService) -> tuple[psutil.Process, str]:
+    """Stop the daemon's fork server until a launch begins that it can never answer; return it
+    and that run. A launch that began after the stop is such a launch (a run STARTING for a while
+    is no proof: its worker may have been forked and be slow to start). A launch already under
+    way at the stop hangs too, and the launcher kills that fork server 30 s later and starts
+    another for its next launch: then the new one is stopped in turn."""
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        fork_server = wait_until(service.daemon_fork_server, 60, "the daemon's fork server", service.logs)
+        fork_server.send_signal(signal.SIGSTOP)
+        stopped = time.time()
+        while fork_server.is_running() and time.monotonic() < deadline:
+            orphan = launched_after(service, stopped)
+            if orphan is not None and fork_server.is_running():
+                return fork_server, orphan
+            time.sleep(0.25)
+    pytest.fail(f"no launch hung on a stopped fork server within 180 s; process logs in {service.logs}")
 
 
 def launched_after(service: DagsterService, since: float) -> str | None:
