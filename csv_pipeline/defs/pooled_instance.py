@@ -1,12 +1,18 @@
-"""A run's instance keeps its database connections open while the run goes on.
+"""Instances that keep their database connections open, in every process of the service.
 
 Outside the webserver, dagster-postgres opens a new connection for every statement (SQLAlchemy's
-``NullPool``, a known Dagster limitation), and a run writes some seventy events: seventy connections for
-a small file, each a new PostgreSQL backend process. In a burst of 30 small files PostgreSQL
-used 52.8 of the machine's 148 CPU-seconds. The webserver keeps a pooled connection per storage
-(``optimize_for_webserver``); run workers do the same here, which halved PostgreSQL's share.
+``NullPool``, a known Dagster limitation): each one a new PostgreSQL backend process, forked,
+authenticated and warmed up, then thrown away. The daemon's loops (run queue, sensors, run
+monitoring, retries) open about fifteen a second when idle; a run writes some seventy events. In
+a burst of 30 small files that was 3,151 sessions and 44 of the machine's 128 CPU-seconds.
 
-A pooled connection that PostgreSQL dropped (a restart) would fail the run's next event, where a
+``PooledInstance`` is the ``instance_class`` of ``deploy/dagster.yaml``: the daemon, the code
+servers and the run workers (which rebuild the instance from its reference, class included) each
+keep a pooled connection per storage, as the webserver does (``optimize_for_webserver``). Run
+workers also pool an instance of the plain class (another ``dagster.yaml``), as
+``keep_connections_open``.
+
+A pooled connection that PostgreSQL dropped (a restart) would fail the next statement, where a
 new connection would have been retried; so each one is pinged when taken from the pool and
 replaced if it is dead. Storages without a SQLAlchemy engine (none configured: SQLite) are
 left as they are.
@@ -16,16 +22,42 @@ from typing import Any
 
 import sqlalchemy
 from dagster import DagsterInstance
+from dagster._core.instance.ref import InstanceRef
 from sqlalchemy import event
 from sqlalchemy.exc import DisconnectionError
 
 POOL_RECYCLE_SECONDS = 3600
-MAX_OVERFLOW = 10  # connections beyond the pooled one, while steps write events at once
+MAX_OVERFLOW = 10  # connections beyond the pooled one, while threads write at once
 NO_STATEMENT_TIMEOUT = 0
 
 
+class PooledInstance(DagsterInstance):
+    """A ``DagsterInstance`` whose storages keep their connections open (``keep_connections_open``)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _pool(self)
+
+    @classmethod
+    def config_schema(cls) -> dict:
+        """No settings of its own: ``instance_class`` needs the method."""
+        return {}
+
+    @classmethod
+    def config_defaults(cls, base_dir: str) -> dict:
+        """Dagster's own defaults for everything ``dagster.yaml`` leaves out."""
+        return InstanceRef.config_defaults(base_dir)
+
+
 def keep_connections_open(instance: DagsterInstance) -> DagsterInstance:
-    """Pool ``instance``'s database connections, as the webserver does, with a liveness ping."""
+    """Pool ``instance``'s database connections, unless it is a ``PooledInstance`` already."""
+    if not isinstance(instance, PooledInstance):
+        _pool(instance)
+    return instance
+
+
+def _pool(instance: DagsterInstance) -> None:
+    """Pool the connections as the webserver does, with a liveness ping."""
     instance.optimize_for_webserver(
         statement_timeout=NO_STATEMENT_TIMEOUT, pool_recycle=POOL_RECYCLE_SECONDS, max_overflow=MAX_OVERFLOW
     )
@@ -33,7 +65,6 @@ def keep_connections_open(instance: DagsterInstance) -> DagsterInstance:
         engine = getattr(storage, "_engine", None)  # dagster-postgres keeps its engine there
         if isinstance(engine, sqlalchemy.Engine):  # a new engine: optimize_for_webserver just made it
             event.listen(engine.pool, "checkout", _ping)
-    return instance
 
 
 def _ping(dbapi_connection: Any, _record: object, _proxy: object) -> None:

@@ -1,0 +1,77 @@
+"""The production instance keeps one PostgreSQL connection per storage open, and replaces a dead one.
+
+Measured against the machine's PostgreSQL: the backend process serving each statement, as
+PostgreSQL itself reports it (``pg_backend_pid()``).
+"""
+
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from pathlib import Path
+
+import psycopg2
+import pytest
+import sqlalchemy
+import yaml
+from dagster import DagsterInstance
+
+from csv_pipeline.defs.pooled_instance import PooledInstance, keep_connections_open
+from csv_pipeline_tests.service_fixtures import PRODUCTION_INSTANCE_YAML, fresh_database, postgres_environment
+
+Connect = Callable[[], AbstractContextManager[sqlalchemy.Connection]]
+
+
+@pytest.fixture
+def production_instance(tmp_path: Path, monkeypatch) -> Iterator[DagsterInstance]:
+    """The instance of ``deploy/dagster.yaml``'s storage and instance class, on a fresh database."""
+    config = yaml.safe_load(PRODUCTION_INSTANCE_YAML.read_text())
+    (tmp_path / "dagster.yaml").write_text(
+        yaml.safe_dump({key: config[key] for key in ("storage", "instance_class", "telemetry")})
+    )
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    with fresh_database() as dsn:
+        for name, value in postgres_environment(dsn).items():
+            monkeypatch.setenv(name, value)
+        with DagsterInstance.get() as instance:
+            yield instance
+
+
+def storage_connections(instance: DagsterInstance) -> dict[str, Connect]:
+    return {
+        "runs": instance.run_storage.connect,  # type: ignore[attr-defined]  # dagster-postgres's storages
+        "events": instance.event_log_storage._connect,  # type: ignore[attr-defined]
+        "schedules": instance.schedule_storage.connect,  # type: ignore[union-attr]
+    }
+
+
+def backend_pid(connect: Connect) -> int:
+    with connect() as connection:
+        return connection.execute(sqlalchemy.text("SELECT pg_backend_pid()")).scalar_one()
+
+
+def test_every_process_of_the_service_gets_the_pooled_instance(production_instance):
+    # The daemon and the webserver load it from dagster.yaml; code servers and run workers
+    # rebuild it from its reference.
+    assert isinstance(production_instance, PooledInstance)
+    with DagsterInstance.from_ref(production_instance.get_ref()) as rebuilt:
+        assert isinstance(rebuilt, PooledInstance)
+
+
+def test_each_storage_serves_its_statements_on_one_open_connection(production_instance):
+    for name, connect in storage_connections(production_instance).items():
+        pids = {backend_pid(connect) for _ in range(5)}
+        assert len(pids) == 1, f"{name}: a new PostgreSQL session per statement ({len(pids)} backends)"
+
+
+def test_a_connection_postgresql_dropped_is_replaced_before_it_fails_a_statement(production_instance):
+    for name, connect in storage_connections(production_instance).items():
+        dead = backend_pid(connect)
+        with psycopg2.connect(host="127.0.0.1", user="postgres", dbname="postgres") as admin:
+            with admin.cursor() as cursor:
+                cursor.execute("SELECT pg_terminate_backend(%s)", (dead,))
+        assert backend_pid(connect) != dead, name
+
+
+def test_pooling_a_pooled_instance_again_keeps_its_connections(production_instance):
+    engine = production_instance.run_storage._engine  # type: ignore[attr-defined]
+    assert keep_connections_open(production_instance) is production_instance
+    assert production_instance.run_storage._engine is engine  # type: ignore[attr-defined]
