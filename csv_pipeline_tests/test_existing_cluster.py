@@ -30,7 +30,7 @@ pytest_plugins = ["csv_pipeline_tests.engine_fixtures", "csv_pipeline_tests.clus
 
 BIN = Path(sys.executable).parent
 MAP_TASK = "map_blocks-"
-REDUCE_TASK = "reduce_bucket-"
+REDUCE_TASK = "reduce_buckets-"
 JOB_STEP = "process_inbox_file.play_totals."
 MAX_SHARD_BYTES = 200_000
 KILL_TIMEOUT_SECONDS = 120

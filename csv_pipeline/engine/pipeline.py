@@ -22,9 +22,9 @@ from csv_pipeline.engine.map_tasks import run_map
 from csv_pipeline.engine.overflow import locate_overflow
 from csv_pipeline.engine.plan import FilePlan, inspect_file
 from csv_pipeline.engine.reachability import check_workers_reach
-from csv_pipeline.engine.reduce_tasks import BucketResult, Piece, most_played, reduce_bucket
+from csv_pipeline.engine.reduce_tasks import BucketResult, Piece, bucket_groups, most_played, reduce_buckets
 from csv_pipeline.engine.rules import OUTPUT_HEADER
-from csv_pipeline.engine.sizes import DEFAULT_MAX_SHARD_BYTES
+from csv_pipeline.engine.sizes import DEFAULT_MAX_SHARD_BYTES, REDUCE_READ_BYTES
 from csv_pipeline.engine.totals import TotalOverflow
 
 SUCCESS = "_SUCCESS"
@@ -71,9 +71,17 @@ class Manifest:
 
 
 def aggregate(
-    client: Client, plan: FilePlan, scratch_url: str, max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES
+    client: Client,
+    plan: FilePlan,
+    scratch_url: str,
+    max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES,
+    reduce_read_bytes: int = REDUCE_READ_BYTES,
 ) -> Aggregation:
-    """Parse, validate, shuffle and sum the file on the cluster behind ``client``."""
+    """Parse, validate, shuffle and sum the file on the cluster behind ``client``.
+
+    On object-store scratch a reduce task takes adjacent buckets up to ``reduce_read_bytes`` of
+    pieces (``bucket_groups``); on local scratch, one bucket.
+    """
     if max_shard_bytes <= len(OUTPUT_HEADER):
         raise ValueError(
             f"the maximum shard size ({max_shard_bytes} bytes) must exceed the header's {len(OUTPUT_HEADER)} bytes"
@@ -94,19 +102,21 @@ def aggregate(
         for result in maps
         if result.path is not None and result.bucket_offsets is not None  # both None when it has no rows
     ]
+    read_bytes = 0 if storage.is_local(scratch_url, plan.storage_options) else reduce_read_bytes
+    groups = bucket_groups([bucket_offsets for _, bucket_offsets in filled], plan.buckets, read_bytes)
     futures = client.map(
-        reduce_bucket,
-        range(plan.buckets),
+        reduce_buckets,
+        groups,
         [
-            [(path, *bucket_offsets[bucket : bucket + 2]) for path, bucket_offsets in filled]
-            for bucket in range(plan.buckets)
+            [(path, bucket_offsets[group.start : group.stop + 1].tolist()) for path, bucket_offsets in filled]
+            for group in groups
         ],
-        [scratch_url] * plan.buckets,
-        [plan.storage_options] * plan.buckets,
-        [max_shard_bytes] * plan.buckets,
+        [scratch_url] * len(groups),
+        [plan.storage_options] * len(groups),
+        [max_shard_bytes] * len(groups),
     )
     try:
-        buckets = gather(client, futures)
+        buckets = [bucket for group in gather(client, futures) for bucket in group]
     except TotalOverflow as overflow:
         raise locate_overflow(client, plan, offsets, overflow) from None
     days = [block.days for block in blocks if block.days]

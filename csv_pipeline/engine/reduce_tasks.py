@@ -1,8 +1,9 @@
-"""The reduce side of the shuffle: one Dask task per bucket.
+"""The reduce side of the shuffle: one Dask task per bucket, or per group of adjacent buckets.
 
-A reduce task reads its bucket's byte range of every map task's file (no file footers or
-schemas to parse), sums and sorts the rows, renders the CSV lines into a scratch file and
-decides where shards are cut; it also notes the bucket's preview and most played songs.
+A reduce task reads its buckets' byte range of every map task's file (no file footers or
+schemas to parse), then for each bucket sums and sorts the rows, renders the CSV lines into a
+scratch file and decides where shards are cut; it also notes the bucket's preview and most
+played songs. ``bucket_groups`` decides which buckets share a task.
 """
 
 from collections.abc import Iterable
@@ -42,18 +43,42 @@ class BucketResult:
     top_songs: tuple[tuple[str, int], ...] = ()  # the bucket's most played songs, all dates summed
 
 
-def reduce_bucket(
-    bucket: int, pieces: list[tuple[str, int, int]], scratch_url: str, storage_options: dict, max_shard_bytes: int
-) -> BucketResult:
-    """Sum, sort and render one bucket from its (map file path, start, end) pieces, one per
-    map task, each a record batch message per block: the scratch filesystem is resolved
-    once, not per piece (map tasks x buckets calls)."""
+def reduce_buckets(
+    buckets: range,
+    reads: list[tuple[str, list[int]]],
+    scratch_url: str,
+    storage_options: dict,
+    max_shard_bytes: int,
+) -> list[BucketResult]:
+    """Sum, sort and render adjacent ``buckets``.
+
+    ``reads`` holds, for each map task's file that has rows, its path and where each of the
+    buckets starts in it, then where the last ends. The buckets are adjacent in every map
+    file, so each file is read once for all of them: one ranged read (a GET on S3) per map task
+    and group of buckets, all of a group's reads at once. The scratch filesystem is resolved
+    once, not per piece.
+    """
     reuse_freed_memory()
     fs, _ = storage.filesystem(scratch_url, storage_options)
+    data = storage.map_ranges(fs, [(path, offsets[0], offsets[-1]) for path, offsets in reads])
+    results = []
+    for index, bucket in enumerate(buckets):
+        pieces = [
+            view[offsets[index] - offsets[0] : offsets[index + 1] - offsets[0]]
+            for view, (_, offsets) in zip(data, reads, strict=True)
+        ]
+        results.append(_reduce_bucket(bucket, pieces, scratch_url, storage_options, max_shard_bytes))
+    return results
+
+
+def _reduce_bucket(
+    bucket: int, pieces: list[memoryview], scratch_url: str, storage_options: dict, max_shard_bytes: int
+) -> BucketResult:
+    """One bucket from its pieces, one per map task, each a record batch message per block."""
     batches = [
         ipc.read_record_batch(message, SCHEMA)
-        for path, start, end in pieces
-        for message in ipc.MessageReader.open_stream(pa.py_buffer(storage.map_range(fs, path, int(start), int(end))))
+        for piece in pieces
+        for message in ipc.MessageReader.open_stream(pa.py_buffer(piece))
     ]
     rendered = sum_sort_render(pa.Table.from_batches(batches, SCHEMA))
     del batches
@@ -68,6 +93,26 @@ def reduce_bucket(
     )
     shard_pieces = _cut_pieces(rendered.line_offsets + len(OUTPUT_HEADER), rendered.song_starts, max_shard_bytes)
     return BucketResult(bucket, url, rendered.rows, shard_pieces, preview, _top_songs(rendered))
+
+
+def bucket_groups(bucket_offsets: list[np.ndarray], buckets: int, max_read_bytes: int) -> list[range]:
+    """Adjacent buckets whose pieces, summed over every map file, stay within ``max_read_bytes``
+    (a bucket larger than that alone): the reduce tasks, in bucket order.
+
+    ``bucket_offsets`` are the map files' offsets (each bucket's start, then the end). With
+    ``max_read_bytes`` 0 every bucket is a task of its own, empty ones too.
+    """
+    sizes = np.zeros(buckets, np.int64)
+    for offsets in bucket_offsets:
+        sizes += np.diff(offsets)
+    groups, first, held = [], 0, 0
+    for bucket, size in enumerate(sizes.tolist()):
+        if bucket > first and (max_read_bytes <= 0 or held + size > max_read_bytes):
+            groups.append(range(first, bucket))
+            first, held = bucket, 0
+        held += size
+    groups.append(range(first, buckets))
+    return groups
 
 
 def _top_songs(rendered: RenderedBucket) -> tuple[tuple[str, int], ...]:

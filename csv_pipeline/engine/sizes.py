@@ -10,3 +10,7 @@ DEFAULT_MAX_SHARD_BYTES = 500_000_000
 # Shuffle pieces (map tasks x buckets) beyond which a map task takes several blocks: 2 M
 # pieces is a 16 MB offsets matrix on the client and 2 M ranged reads of scratch.
 MAX_SHUFFLE_PIECES = 2_000_000
+# A reduce task on object-store scratch takes adjacent buckets until their pieces reach this
+# much, and reads each map file once for all of them: a quarter of the GETs with 32 MiB buckets,
+# for at most this much more memory per task. Local scratch is memory-mapped: one bucket a task.
+REDUCE_READ_BYTES = 128 << 20

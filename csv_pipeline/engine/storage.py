@@ -14,6 +14,10 @@ def filesystem(url: str, storage_options: dict | None = None) -> tuple[AbstractF
     return fsspec.core.url_to_fs(url, **(storage_options or {}))
 
 
+def is_local(url: str, storage_options: dict | None = None) -> bool:
+    return isinstance(filesystem(url, storage_options)[0], LocalFileSystem)
+
+
 def join(url: str, *parts: str) -> str:
     return posixpath.join(url.rstrip("/"), *parts)
 
@@ -43,6 +47,17 @@ def map_range(fs: AbstractFileSystem, path: str, start: int, end: int) -> memory
     with open(path, "rb") as file:
         mapped = mmap.mmap(file.fileno(), end - aligned, access=mmap.ACCESS_READ, offset=aligned)
     return memoryview(mapped)[start - aligned :]  # the map lives as long as a view of it
+
+
+def map_ranges(fs: AbstractFileSystem, ranges: list[tuple[str, int, int]]) -> list[memoryview]:
+    """Each (path, start, end) as ``map_range`` gives it; on object stores all fetched at once,
+    one ranged GET each (the first error raised, as ``read_range`` would)."""
+    if isinstance(fs, LocalFileSystem):
+        return [map_range(fs, path, start, end) for path, start, end in ranges]
+    wanted = [(path, start, end) for path, start, end in ranges if end > start]
+    paths, starts, ends = (list(column) for column in zip(*wanted, strict=True)) if wanted else ([], [], [])
+    fetched = iter(fs.cat_ranges(paths, starts, ends, on_error="raise") if wanted else [])
+    return [memoryview(next(fetched)) if end > start else memoryview(b"") for _, start, end in ranges]
 
 
 def open_output(url: str, storage_options: dict | None = None) -> BinaryIO:

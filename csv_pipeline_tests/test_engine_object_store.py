@@ -1,0 +1,78 @@
+"""Scratch on S3 (moto's server): each reduce task reads a map file once for a group of adjacent
+buckets, and the shards are the same as with one bucket a task or with local scratch.
+
+The reads are counted in moto's own request log: the ranged GETs of the map files.
+"""
+
+import random
+import re
+from pathlib import Path
+
+import pytest
+import s3fs
+
+from csv_pipeline.engine import aggregate, inspect_file, write_shards
+from csv_pipeline.engine.reduce_tasks import bucket_groups
+from csv_pipeline_tests.engine_fixtures import csv_row
+from csv_pipeline_tests.service_fixtures import moto_server
+
+BUCKET = "scratch-test"
+SIZES = {"block_bytes": 32 << 10, "bucket_bytes": 32 << 10}  # about ten map tasks and ten buckets
+pytest_plugins = ["csv_pipeline_tests.engine_fixtures"]
+MAP_FILE_GET = re.compile(rf"GET /{BUCKET}/scratch/[^/\s]+/maps/[^/\s]+\.arrows ")
+
+
+@pytest.fixture
+def s3(tmp_path: Path):
+    (tmp_path / "moto").mkdir()
+    with moto_server(tmp_path / "moto") as endpoint:
+        options = {"endpoint_url": endpoint, "key": "testing", "secret": "testing"}
+        filesystem = s3fs.S3FileSystem(**options, skip_instance_cache=True)
+        filesystem.mkdir(BUCKET)
+        yield filesystem, options, tmp_path / "moto" / "moto.log"
+
+
+def plays_file(rows: int) -> bytes:
+    generator = random.Random(7)
+    lines = ["Song,Date,Number of Plays"] + [
+        csv_row(f"song {generator.randrange(3000)}", f"2024-01-{generator.randrange(1, 29):02d}", plays)
+        for plays in (generator.randrange(50) for _ in range(rows))
+    ]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def shards(filesystem: s3fs.S3FileSystem, manifest) -> list[bytes]:
+    return [filesystem.cat_file(shard.uri.removeprefix("s3://")) for shard in manifest.shards]
+
+
+def test_a_reduce_task_reads_each_map_file_once_for_its_group_of_buckets(dask_client, s3, tmp_path):
+    filesystem, options, moto_log = s3
+    filesystem.pipe_file(f"{BUCKET}/plays.csv", plays_file(15_000))
+    plan = inspect_file(f"s3://{BUCKET}/plays.csv", "plays.csv", options, **SIZES)
+    assert len(plan.offsets) >= 8 and plan.buckets >= 8
+
+    outputs, map_file_gets = {}, {}
+    for name, reduce_read_bytes in (("bucket a task", 0), ("grouped", 1 << 30)):
+        before = len(MAP_FILE_GET.findall(moto_log.read_text()))
+        aggregation = aggregate(
+            dask_client, plan, f"s3://{BUCKET}/scratch/{name.replace(' ', '-')}", reduce_read_bytes=reduce_read_bytes
+        )
+        map_file_gets[name] = len(MAP_FILE_GET.findall(moto_log.read_text())) - before
+        outputs[name] = shards(filesystem, write_shards(dask_client, aggregation, f"s3://{BUCKET}/out/{name}"))
+
+    map_files = len(filesystem.ls(f"{BUCKET}/scratch/grouped/maps"))
+    assert map_file_gets == {"bucket a task": map_files * plan.buckets, "grouped": map_files}
+    (tmp_path / "plays.csv").write_bytes(filesystem.cat_file(f"{BUCKET}/plays.csv"))
+    local = inspect_file(str(tmp_path / "plays.csv"), "plays.csv", **SIZES)
+    aggregation = aggregate(dask_client, local, str(tmp_path / "scratch"))
+    manifest = write_shards(dask_client, aggregation, str(tmp_path / "out"))
+    assert outputs["grouped"] == outputs["bucket a task"] == [Path(s.uri).read_bytes() for s in manifest.shards]
+
+
+def test_buckets_are_grouped_up_to_the_read_size_in_order():
+    two_map_files = [[0, 10, 30, 30, 90, 100], [0, 5, 5, 25, 30, 40]]  # five buckets: 15, 20, 20, 65, 20 bytes
+    assert bucket_groups(two_map_files, 5, 40) == [range(0, 2), range(2, 3), range(3, 4), range(4, 5)]
+    assert bucket_groups(two_map_files, 5, 60) == [range(0, 3), range(3, 4), range(4, 5)]
+    assert bucket_groups(two_map_files, 5, 1000) == [range(0, 5)]
+    assert bucket_groups(two_map_files, 5, 0) == [range(bucket, bucket + 1) for bucket in range(5)]
+    assert bucket_groups([], 3, 0) == [range(0, 1), range(1, 2), range(2, 3)]
