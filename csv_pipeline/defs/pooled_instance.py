@@ -18,6 +18,7 @@ replaced if it is dead. Storages without a SQLAlchemy engine (none configured: S
 left as they are.
 """
 
+from collections.abc import Mapping
 from typing import Any
 
 import sqlalchemy
@@ -44,7 +45,7 @@ class PooledInstance(DagsterInstance):
         return {}
 
     @classmethod
-    def config_defaults(cls, base_dir: str) -> dict:
+    def config_defaults(cls, base_dir: str) -> Mapping[str, Any]:
         """Dagster's own defaults for everything ``dagster.yaml`` leaves out."""
         return InstanceRef.config_defaults(base_dir)
 
