@@ -69,6 +69,11 @@ class Measurement:
     rows_out: int | None
     note: str = ""
     run_id: str | None = None
+    rss_samples: tuple[tuple[float, int], ...] = ()  # (epoch seconds, summed RSS bytes), for each step's peak
+
+    def peak_between(self, start: float, end: float) -> int:
+        """The highest sampled RSS from ``start`` to ``end`` (epoch seconds)."""
+        return max((rss for at, rss in self.rss_samples if start <= at <= end), default=0)
 
 
 class PeakTreeRss(threading.Thread):
@@ -85,6 +90,7 @@ class PeakTreeRss(threading.Thread):
         self.members: dict[int, psutil.Process] = {}  # the tree as last scanned, minus the dead
         self.seen: dict[int, psutil.Process] = {}  # every process ever in the tree
         self.peak = 0
+        self.samples: list[tuple[float, int]] = []  # (epoch seconds, summed RSS bytes)
         self._stop_event = threading.Event()
 
     def run(self) -> None:
@@ -92,7 +98,9 @@ class PeakTreeRss(threading.Thread):
         while not self._stop_event.is_set():
             if samples % TREE_SCAN_SAMPLES == 0:
                 self._scan_tree()
-            self.peak = max(self.peak, self._tree_rss())
+            rss = self._tree_rss()
+            self.samples.append((time.time(), rss))
+            self.peak = max(self.peak, rss)
             samples += 1
             self._stop_event.wait(SAMPLE_SECONDS)
 
@@ -299,7 +307,17 @@ def run_engine(
         notes.append(f"exit {exit_code}, see {stderr_path}")
     shutil.rmtree(out_dir, ignore_errors=True)
     return Measurement(
-        input_file, engine, exit_code, started_at, load, wall_s, sampler.peak, rows_out, "; ".join(notes), run_id
+        input_file,
+        engine,
+        exit_code,
+        started_at,
+        load,
+        wall_s,
+        sampler.peak,
+        rows_out,
+        "; ".join(notes),
+        run_id,
+        tuple(sampler.samples),
     )
 
 
@@ -350,12 +368,14 @@ def results_table(results: list[Measurement]) -> str:
 
 def dagster_table(ours: list[Measurement], dagster_home: str) -> str:
     """Where the wall time of our runs went, from the Dagster instance's own run and step stats:
-    before the run started (interpreter, imports, instance), the steps, the rest of the run
-    (executor and Dask cluster start and stop, events), and after the run ended (exit)."""
+    before the run started (interpreter, imports, instance), the steps (each with the peak RSS
+    sampled while it ran), the rest of the run (executor and Dask cluster start and stop,
+    events), and after the run ended (exit)."""
     from dagster import DagsterInstance  # only needed here, and slow to import
 
     lines = [
-        "| file | process wall s | before run start s | run s | steps s | run outside steps s | after run end s |",
+        "| file | process wall s | before run start s | run s | steps: s, peak RSS | run outside steps s "
+        "| after run end s |",
         "| --- | ---: | ---: | ---: | --- | ---: | ---: |",
     ]
     with DagsterInstance.from_config(dagster_home) as instance:
@@ -371,7 +391,7 @@ def dagster_table(ours: list[Measurement], dagster_home: str) -> str:
             run_s = run.end_time - run.start_time
             steps_s = sum(end - start for _, start, end in steps)
             step_list = ", ".join(
-                f"{key.rsplit('.', 1)[-1]} {end - start:.2f}"
+                f"{key.rsplit('.', 1)[-1]} {end - start:.2f} s {result.peak_between(start, end) / 1e9:.2f} GB"
                 for key, start, end in sorted(steps, key=lambda step: step[1])
             )
             lines.append(
