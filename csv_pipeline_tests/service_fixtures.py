@@ -247,14 +247,17 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def wait_until(probe: Callable[[], T | None], timeout: float, what: str, logs: Path | None = None) -> T:
-    """Poll ``probe`` until it returns something other than None; fail after ``timeout`` seconds."""
+def wait_until(
+    probe: Callable[[], T | None], timeout: float, what: str, logs: Path | None = None, interval: float = 0.25
+) -> T:
+    """Poll ``probe`` every ``interval`` seconds until it returns something other than None; fail
+    after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         answer = probe()
         if answer is not None:
             return answer
-        time.sleep(0.25)
+        time.sleep(interval)
     pytest.fail(f"waited {timeout:.0f} s for {what}" + (f"; process logs: {_log_tails(logs)}" if logs else ""))
 
 
