@@ -340,3 +340,15 @@ def test_the_history_location_follows_the_outbox_unless_set():
 
     assert Settings.from_env({"CSV_PIPELINE_OUTBOX": "s3://plays/outbox"}).history_url == "s3://plays/outbox/_history"
     assert Settings.from_env({"CSV_PIPELINE_HISTORY": "s3://plays/history/"}).history_url == "s3://plays/history"
+
+
+@pytest.mark.parametrize(("operator_value", "writers"), [(None, "1"), ("4", "4")])
+def test_a_load_uses_one_parquet_writer_unless_the_operator_says_otherwise(operator_value, writers):
+    # delta-rs reads DELTARS_MAX_CONCURRENT_WRITERS once, at a process's first write: the engine
+    # sets it on import. With a writer per core, a 2 GB demo file's load peaked at 2.68 GB.
+    environ = {key: value for key, value in os.environ.items() if key != "DELTARS_MAX_CONCURRENT_WRITERS"}
+    if operator_value is not None:
+        environ["DELTARS_MAX_CONCURRENT_WRITERS"] = operator_value
+    probe = "import os, csv_pipeline.engine.history; print(os.environ['DELTARS_MAX_CONCURRENT_WRITERS'])"
+    seen = subprocess.run([sys.executable, "-c", probe], env=environ, capture_output=True, text=True, check=True)
+    assert seen.stdout.strip() == writers
