@@ -19,8 +19,8 @@ import sys
 import time
 from pathlib import Path
 
-from distributed import Client, LocalCluster
-from run import InputFile, make_input
+from distributed import Client
+from run import demo_input, two_worker_cluster
 
 from csv_pipeline.demo_data import parse_size
 from csv_pipeline.engine import aggregate, inspect_file, write_shards
@@ -89,26 +89,10 @@ def main() -> None:
     if not args.run:
         return
     data_dir = Path(args.data_dir).resolve()
-    inputs_dir = data_dir / "inputs"
-    inputs_dir.mkdir(parents=True, exist_ok=True)
-    source = InputFile(f"demo-{args.run}", inputs_dir / f"demo-{args.run}.csv", parse_size(args.run))
-    csv_pipeline = shutil.which("csv-pipeline", path=str(Path(sys.executable).parent))
-    if csv_pipeline is None:
-        sys.exit(f"csv-pipeline is not installed next to {sys.executable}.")
-    make_input(source, csv_pipeline, inputs_dir)
+    source = demo_input(args.run, data_dir)
     print(f"\n| run on {source.label} | plan | wall s |\n| --- | --- | ---: |")
     digests = set()
-    # dashboard_address=None turns the dashboard off, as distributed documents; its parameter is
-    # unannotated, so pyright takes the type of its default (a str).
-    with (
-        LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            host="127.0.0.1",
-            dashboard_address=None,  # pyright: ignore[reportArgumentType]
-        ) as cluster,
-        Client(cluster) as client,
-    ):
+    with two_worker_cluster() as client:
         for name, max_pieces in (("one block per map task", NO_LIMIT), ("grouped blocks", args.max_pieces)):
             plan = plan_shuffle(source.path.stat().st_size, BLOCK_BYTES, BUCKET_BYTES, max_pieces)
             wall, digest = timed_run(client, source.path, data_dir / "huge_file_out", max_pieces)

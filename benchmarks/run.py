@@ -26,13 +26,19 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psutil
 
 from csv_pipeline.demo_data import parse_size
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 OURS = "csv_pipeline"
 PEERS = ("arrow_read", "polars", "duckdb", "dask_seed", "pandas_chunks")
@@ -259,6 +265,37 @@ def make_input(input_file: InputFile, csv_pipeline: str, inputs_dir: Path) -> No
     print(f"making {path}: {' '.join(command)}", file=sys.stderr, flush=True)
     subprocess.run(command, check=True)
     partial.replace(path)
+
+
+def demo_input(size: str, data_dir: Path) -> InputFile:
+    """The demo file of ``size`` (``1GB``) in ``data_dir``/inputs, made there unless it is already."""
+    inputs_dir = data_dir / "inputs"
+    inputs_dir.mkdir(parents=True, exist_ok=True)
+    source = InputFile(f"demo-{size}", inputs_dir / f"demo-{size}.csv", parse_size(size))
+    csv_pipeline = shutil.which("csv-pipeline", path=str(Path(sys.executable).parent))
+    if csv_pipeline is None:
+        sys.exit(f"csv-pipeline is not installed next to {sys.executable}.")
+    make_input(source, csv_pipeline, inputs_dir)
+    return source
+
+
+@contextmanager
+def two_worker_cluster() -> Iterator["Client"]:
+    """A client of two single-threaded Dask worker processes on loopback, dashboard off."""
+    from distributed import Client, LocalCluster  # only the engine-level benchmarks need Dask
+
+    # dashboard_address=None turns the dashboard off, as distributed documents; its parameter is
+    # unannotated, so pyright takes the type of its default (a str).
+    with (
+        LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            host="127.0.0.1",
+            dashboard_address=None,  # pyright: ignore[reportArgumentType]
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        yield client
 
 
 def engines_for(input_file: InputFile, chosen: list[str] | None) -> list[str]:

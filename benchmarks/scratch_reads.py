@@ -16,17 +16,14 @@ moto keeps objects in memory: the input, two runs' scratch and outputs (about 4x
 import argparse
 import hashlib
 import re
-import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import cast
 
 import s3fs
-from distributed import Client, LocalCluster
 
-from benchmarks.run import InputFile, make_input
-from csv_pipeline.demo_data import parse_size
+from benchmarks.run import demo_input, two_worker_cluster
 from csv_pipeline.engine import aggregate, inspect_file, write_shards
 from csv_pipeline.engine.sizes import REDUCE_READ_BYTES
 from csv_pipeline_tests.service_fixtures import moto_server
@@ -44,33 +41,19 @@ def main() -> None:
     parser.add_argument("--size", default="1GB", help="demo file size (default %(default)s)")
     parser.add_argument("--data-dir", default="/tmp/csv_pipeline_bench", help="where the input is made and kept")
     args = parser.parse_args()
-    inputs_dir = Path(args.data_dir).resolve() / "inputs"
-    inputs_dir.mkdir(parents=True, exist_ok=True)
-    source = InputFile(f"demo-{args.size}", inputs_dir / f"demo-{args.size}.csv", parse_size(args.size))
-    csv_pipeline = shutil.which("csv-pipeline", path=str(Path(sys.executable).parent))
-    if csv_pipeline is None:
-        sys.exit(f"csv-pipeline is not installed next to {sys.executable}.")
-    make_input(source, csv_pipeline, inputs_dir)
+    source = demo_input(args.size, Path(args.data_dir).resolve())
 
     with tempfile.TemporaryDirectory(prefix="scratch-reads-") as logs, moto_server(Path(logs)) as endpoint:
         log = Path(logs) / "moto.log"
         options = {"endpoint_url": endpoint, "key": "testing", "secret": "testing"}
-        s3 = s3fs.S3FileSystem(**options, skip_instance_cache=True)
+        s3 = s3fs.S3FileSystem(endpoint_url=endpoint, key="testing", secret="testing", skip_instance_cache=True)
         s3.mkdir(BUCKET)
         s3.put_file(str(source.path), f"{BUCKET}/input.csv")
         print(f"{source.label}, {source.path.stat().st_size:,} bytes, scratch and output on moto S3\n")
         print("| reduce tasks take | map files | buckets | GETs of map files | aggregate s | write s |")
         print("| --- | ---: | ---: | ---: | ---: | ---: |")
         digests = set()
-        with (
-            LocalCluster(
-                n_workers=2,
-                threads_per_worker=1,
-                host="127.0.0.1",
-                dashboard_address=None,  # pyright: ignore[reportArgumentType]
-            ) as cluster,
-            Client(cluster) as client,
-        ):
+        with two_worker_cluster() as client:
             for number, (name, reduce_read_bytes) in enumerate(MODES):
                 scratch = f"scratch-{number}"
                 plan = inspect_file(f"s3://{BUCKET}/input.csv", "input.csv", options)
@@ -81,7 +64,7 @@ def main() -> None:
                 written = time.perf_counter()
                 digest = hashlib.sha256()
                 for shard in manifest.shards:
-                    digest.update(s3.cat_file(shard.uri.removeprefix("s3://")))
+                    digest.update(cast(bytes, s3.cat_file(shard.uri.removeprefix("s3://"))))  # fsspec: str or bytes
                 digests.add(digest.hexdigest())
                 map_files = len(s3.ls(f"{BUCKET}/{scratch}/maps"))
                 print(
