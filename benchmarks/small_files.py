@@ -150,7 +150,8 @@ def main() -> None:
         print(f"stack up in {time.perf_counter() - started:.1f} s; load average {os.getloadavg()[0]:.1f}\n")
         service.wait_for_sensor_tick()
         burst(service, args.files)
-        latency(service, args.latency_files)
+        if args.latency_files:
+            latency(service, args.latency_files)
 
 
 if __name__ == "__main__":
