@@ -98,9 +98,9 @@ def test_grouped_blocks_give_the_same_shards_with_one_read_per_map_task_and_buck
     reads: dict[str, list[str]] = {}  # reduce task -> map files it read
     map_range = storage.map_range
 
-    def counted_map_range(fs, path, start, end):
+    def counted_map_range(path, start, end):
         reads.setdefault(get_worker().get_current_task(), []).append(path)
-        return map_range(fs, path, start, end)
+        return map_range(path, start, end)
 
     monkeypatch.setattr(storage, "map_range", counted_map_range)
     grouped_shards, manifest, grouped = run(threaded_client, path, tmp_path / "grouped", 4 * single.buckets)

@@ -37,12 +37,12 @@ def file_version(fs: AbstractFileSystem, path: str) -> str:
     return f"{info['size']}:{stamp}:{info.get('ino', '')}"
 
 
-def map_range(fs: AbstractFileSystem, path: str, start: int, end: int) -> memoryview:
-    """Bytes [start, end) of a file without a copy where it is local (a read-only memory
-    map of the page cache), else as ``read_range``. Only for the run's own scratch files:
-    a mapped file that another process truncates kills the reader (SIGBUS)."""
-    if end <= start or not isinstance(fs, LocalFileSystem):
-        return memoryview(read_range(fs, path, start, end))
+def map_range(path: str, start: int, end: int) -> memoryview:
+    """Bytes [start, end) of a local file without a copy: a read-only memory map of the page
+    cache. Only for the run's own scratch files: a mapped file that another process truncates
+    kills the reader (SIGBUS)."""
+    if end <= start:
+        return memoryview(b"")
     aligned = start - start % mmap.ALLOCATIONGRANULARITY
     with open(path, "rb") as file:
         mapped = mmap.mmap(file.fileno(), end - aligned, access=mmap.ACCESS_READ, offset=aligned)
@@ -50,14 +50,14 @@ def map_range(fs: AbstractFileSystem, path: str, start: int, end: int) -> memory
 
 
 def map_ranges(fs: AbstractFileSystem, ranges: list[tuple[str, int, int]]) -> list[memoryview]:
-    """Each (path, start, end) as ``map_range`` gives it; on object stores all fetched at once,
-    one ranged GET each (the first error raised, as ``read_range`` would)."""
+    """Each (path, start, end) of the run's scratch: memory-mapped where local (``map_range``),
+    else fetched all at once, one ranged GET each, the first error raised."""
     if isinstance(fs, LocalFileSystem):
-        return [map_range(fs, path, start, end) for path, start, end in ranges]
-    wanted = [(path, start, end) for path, start, end in ranges if end > start]
-    paths, starts, ends = (list(column) for column in zip(*wanted, strict=True)) if wanted else ([], [], [])
-    fetched = iter(fs.cat_ranges(paths, starts, ends, on_error="raise") if wanted else [])
-    return [memoryview(next(fetched)) if end > start else memoryview(b"") for _, start, end in ranges]
+        return [map_range(path, start, end) for path, start, end in ranges]
+    wanted = [(path, start, end) for path, start, end in ranges if end > start]  # no GET for nothing
+    paths, starts, ends = ([column[index] for column in wanted] for index in range(3))
+    fetched = iter(fs.cat_ranges(paths, starts, ends, on_error="raise"))
+    return [memoryview(next(fetched) if end > start else b"") for _, start, end in ranges]
 
 
 def open_output(url: str, storage_options: dict | None = None) -> BinaryIO:
