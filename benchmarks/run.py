@@ -71,18 +71,21 @@ class Measurement:
     started_at: float  # epoch seconds, to compare with Dagster's run stats
     load: float  # the machine's 1-minute load average as the run started: other work skews the times
     wall_s: float
-    peak_rss_bytes: int
+    rss_samples: tuple[tuple[float, int], ...]  # (epoch seconds, summed RSS bytes)
     rows_out: int | None
     note: str = ""
     run_id: str | None = None
-    rss_samples: tuple[tuple[float, int], ...] = ()  # (epoch seconds, summed RSS bytes), for each step's peak
+
+    @property
+    def peak_rss_bytes(self) -> int:
+        return max((rss for _, rss in self.rss_samples), default=0)
 
     def peak_between(self, start: float, end: float) -> int:
         """The highest sampled RSS from ``start`` to ``end`` (epoch seconds)."""
         return max((rss for at, rss in self.rss_samples if start <= at <= end), default=0)
 
 
-class PeakTreeRss(threading.Thread):
+class TreeRssSampler(threading.Thread):
     """Samples the summed RSS of a process and all its descendants until stopped.
 
     Finding descendants reads every process's /proc entry (~5 ms here), so it runs every
@@ -95,7 +98,6 @@ class PeakTreeRss(threading.Thread):
         self.root = psutil.Process(pid)
         self.members: dict[int, psutil.Process] = {}  # the tree as last scanned, minus the dead
         self.seen: dict[int, psutil.Process] = {}  # every process ever in the tree
-        self.peak = 0
         self.samples: list[tuple[float, int]] = []  # (epoch seconds, summed RSS bytes)
         self._stop_event = threading.Event()
 
@@ -104,9 +106,7 @@ class PeakTreeRss(threading.Thread):
         while not self._stop_event.is_set():
             if samples % TREE_SCAN_SAMPLES == 0:
                 self._scan_tree()
-            rss = self._tree_rss()
-            self.samples.append((time.time(), rss))
-            self.peak = max(self.peak, rss)
+            self.samples.append((time.time(), self._tree_rss()))
             samples += 1
             self._stop_event.wait(SAMPLE_SECONDS)
 
@@ -320,7 +320,7 @@ def run_engine(
     with stdout_path.open("wb") as stdout, stderr_path.open("wb") as stderr:
         load, started_at, start = os.getloadavg()[0], time.time(), time.perf_counter()
         process = subprocess.Popen(command, stdout=stdout, stderr=stderr, env=environ)
-        sampler = PeakTreeRss(process.pid)
+        sampler = TreeRssSampler(process.pid)
         sampler.start()
         exit_code = process.wait()
         wall_s = time.perf_counter() - start
@@ -350,11 +350,10 @@ def run_engine(
         started_at,
         load,
         wall_s,
-        sampler.peak,
+        tuple(sampler.samples),
         rows_out,
         "; ".join(notes),
         run_id,
-        tuple(sampler.samples),
     )
 
 
