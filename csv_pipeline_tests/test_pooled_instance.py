@@ -75,3 +75,42 @@ def test_pooling_a_pooled_instance_again_keeps_its_connections(production_instan
     engine = production_instance.run_storage._engine  # type: ignore[attr-defined]
     assert keep_connections_open(production_instance) is production_instance
     assert production_instance.run_storage._engine is engine  # type: ignore[attr-defined]
+
+
+def catalog_queries(instance: DagsterInstance, work: Callable[[], object]) -> int:
+    """How many statements ``work`` sent to PostgreSQL's catalog (schema checks), over every storage."""
+    statements: list[str] = []
+
+    def record(_connection, _cursor, statement: str, *_args) -> None:
+        if "pg_catalog" in statement:
+            statements.append(statement)
+
+    engines = {storage._engine for storage in (instance.run_storage, instance.event_log_storage)}  # type: ignore[attr-defined]
+    for engine in engines:
+        sqlalchemy.event.listen(engine, "before_cursor_execute", record)
+    try:
+        work()
+    finally:
+        for engine in engines:
+            sqlalchemy.event.remove(engine, "before_cursor_execute", record)
+    return len(statements)
+
+
+def test_schema_checks_ask_the_catalog_once_per_process(production_instance):
+    def list_runs_and_partitions() -> None:
+        production_instance.get_run_records(limit=5)
+        production_instance.has_dynamic_partition("inbox_files", "a.csv")
+
+    first = catalog_queries(production_instance, list_runs_and_partitions)
+    assert first > 0  # the columns of the runs table, the partitions table: asked once
+    assert catalog_queries(production_instance, lambda: [list_runs_and_partitions() for _ in range(5)]) == 0
+
+
+def test_a_schema_check_that_said_no_is_asked_again(production_instance):
+    storage = production_instance.event_log_storage
+    assert not storage.has_table("added_by_a_migration")  # type: ignore[attr-defined]
+    with storage._connect() as connection:  # type: ignore[attr-defined]
+        connection.execute(sqlalchemy.text("CREATE TABLE added_by_a_migration (id integer)"))
+        connection.commit()
+    assert storage.has_table("added_by_a_migration")  # type: ignore[attr-defined]
+    assert catalog_queries(production_instance, lambda: storage.has_table("added_by_a_migration")) == 0  # type: ignore[attr-defined]

@@ -16,9 +16,18 @@ A pooled connection that PostgreSQL dropped (a restart) would fail the next stat
 new connection would have been retried; so each one is pinged when taken from the pool and
 replaced if it is dead. Storages without a SQLAlchemy engine (none configured: SQLite) are
 left as they are.
+
+The storages also remember what they learnt of the schema. Dagster's SQL storages ask
+PostgreSQL's catalog whether a migration's table or column exists on every call that depends
+on it: every run status event and every run listing asks whether the runs table has its start
+and end columns, every partition lookup whether the partitions table exists, about 4 ms of
+catalog query each. dagster-postgres already remembers two such answers (built indexes,
+secondary indexes); the others are remembered here once they are yes: a migration adds tables
+and columns, it never takes them away, and a no is asked again.
 """
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import sqlalchemy
@@ -30,6 +39,12 @@ from sqlalchemy.exc import DisconnectionError
 POOL_RECYCLE_SECONDS = 3600
 MAX_OVERFLOW = 10  # connections beyond the pooled one, while threads write at once
 NO_STATEMENT_TIMEOUT = 0
+# Each storage's schema checks that query the catalog on every call (Dagster 1.13).
+SCHEMA_CHECKS = {
+    "run_storage": ("has_run_stats_index_cols", "has_bulk_actions_selector_cols", "has_backfill_id_column"),
+    "event_log_storage": ("has_table", "has_asset_key_col"),
+    "schedule_storage": ("has_instigators_table", "has_secondary_index_table"),
+}
 
 
 class PooledInstance(DagsterInstance):
@@ -58,14 +73,33 @@ def keep_connections_open(instance: DagsterInstance) -> DagsterInstance:
 
 
 def _pool(instance: DagsterInstance) -> None:
-    """Pool the connections as the webserver does, with a liveness ping."""
+    """Pool the connections as the webserver does, with a liveness ping, and remember the schema."""
     instance.optimize_for_webserver(
         statement_timeout=NO_STATEMENT_TIMEOUT, pool_recycle=POOL_RECYCLE_SECONDS, max_overflow=MAX_OVERFLOW
     )
-    for storage in (instance.run_storage, instance.event_log_storage, instance.schedule_storage):
+    for attribute, checks in SCHEMA_CHECKS.items():
+        storage = getattr(instance, attribute)
         engine = getattr(storage, "_engine", None)  # dagster-postgres keeps its engine there
         if isinstance(engine, sqlalchemy.Engine):  # a new engine: optimize_for_webserver just made it
             event.listen(engine.pool, "checkout", _ping)
+            for name in checks:
+                setattr(storage, name, _remembering_yes(getattr(storage, name)))
+
+
+def _remembering_yes(check: Callable[..., bool]) -> Callable[..., bool]:
+    """``check``, asked again only for the arguments it has not said yes to yet."""
+    said_yes: set[tuple] = set()
+
+    @functools.wraps(check)
+    def remembered(*args: object) -> bool:
+        if args in said_yes:
+            return True
+        if check(*args):
+            said_yes.add(args)
+            return True
+        return False
+
+    return remembered
 
 
 def _ping(dbapi_connection: Any, _record: object, _proxy: object) -> None:
