@@ -12,10 +12,12 @@ long ago. No Dagster imports: the CLI uses this too.
 import os
 import unicodedata
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
+
+from csv_pipeline.engine.storage import filesystem
 
 # The longest file or folder name most file systems take: the outbox and Dagster's step storage
 # hold a folder or file named after each part of the key.
@@ -60,12 +62,13 @@ def list_inbox(inbox: str) -> Inbox:
     Symbolic links (to files or folders) are never followed, so nothing outside the inbox is read;
     a file whose key breaks a rule of :func:`file_key_problem` is skipped too.
     """
-    fs, root = fsspec.core.url_to_fs(inbox)
+    fs, root = filesystem(inbox)
     listed = Inbox({}, {}, {})
     if not fs.exists(root):
         return listed
     root = root.rstrip("/")
-    for path, info in fs.find(root, detail=True).items():
+    found = cast(dict[str, dict[str, Any]], fs.find(root, detail=True))  # fsspec types it as the list
+    for path, info in found.items():
         add_entry(listed, fs, path[len(root) + 1 :], path, info)
     return listed
 
@@ -88,7 +91,7 @@ def add_entry(inbox: Inbox, fs: fsspec.AbstractFileSystem, key: str, path: str, 
 
 def file_version(url: str) -> str:
     """The content version of one file."""
-    fs, path = fsspec.core.url_to_fs(url)
+    fs, path = filesystem(url)
     return _listed(fs, path, fs.info(path)).version
 
 
@@ -138,7 +141,7 @@ def symlink_problem(inbox: str, file_key: str) -> str | None:
     The run checks this again before it reads, so a link put in place after the sensor listed
     the file, or a partition key typed into the UI, cannot lead it outside the inbox.
     """
-    fs, root = fsspec.core.url_to_fs(inbox)
+    fs, root = filesystem(inbox)
     if not isinstance(fs, LocalFileSystem):
         return None  # object stores have no links
     path = root.rstrip("/")

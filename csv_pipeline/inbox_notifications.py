@@ -16,9 +16,9 @@ import re
 from typing import Any
 from urllib.parse import unquote_plus
 
-import fsspec
 from botocore.session import get_session
 
+from csv_pipeline.engine.storage import filesystem
 from csv_pipeline.inbox import Inbox, add_entry
 
 MESSAGES_PER_REQUEST = 10  # SQS's largest batch
@@ -47,7 +47,7 @@ def receive_new_files(queue_url: str, inbox: str) -> Inbox:
             QueueUrl=queue_url,
             Entries=[{"Id": str(number), "ReceiptHandle": m["ReceiptHandle"]} for number, m in enumerate(messages)],
         )
-    fs, root = fsspec.core.url_to_fs(inbox)
+    fs, root = filesystem(inbox)
     root = root.rstrip("/")
     named = Inbox({}, {}, {})
     for path in sorted(paths):

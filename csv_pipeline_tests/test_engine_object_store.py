@@ -1,17 +1,22 @@
 """Scratch on S3 (moto's server): each reduce task reads a map file once for a group of adjacent
-buckets, and the shards are the same as with one bucket a task or with local scratch.
+buckets, and the shards are the same as with one bucket a task or with local scratch. And every
+S3 filesystem of a process shares one botocore session, which a forked run worker inherits parsed.
 
 The reads are counted in moto's own request log: the ranged GETs of the map files.
 """
 
+import multiprocessing
 import random
 import re
+from multiprocessing.connection import Connection
 from pathlib import Path
 
+import botocore.loaders
 import pytest
 import s3fs
+from aiobotocore.session import AioSession
 
-from csv_pipeline.engine import aggregate, inspect_file, write_shards
+from csv_pipeline.engine import aggregate, inspect_file, storage, write_shards
 from csv_pipeline.engine.reduce_tasks import bucket_groups
 from csv_pipeline_tests.engine_fixtures import csv_row
 from csv_pipeline_tests.service_fixtures import moto_server
@@ -76,3 +81,47 @@ def test_buckets_are_grouped_up_to_the_read_size_in_order():
     assert bucket_groups(two_map_files, 5, 1000) == [range(0, 5)]
     assert bucket_groups(two_map_files, 5, 0) == [range(bucket, bucket + 1) for bucket in range(5)]
     assert bucket_groups([], 3, 0) == [range(0, 1), range(1, 2), range(2, 3)]
+
+
+def test_every_s3_filesystem_of_a_process_shares_its_botocore_session(s3):
+    _, options, _ = s3
+    storage.write_bytes(f"s3://{BUCKET}/shared/a.csv", [b"a"], options)
+    filesystems = [
+        storage.filesystem(f"s3://{BUCKET}/shared", options)[0],
+        storage.filesystem(f"s3://{BUCKET}/shared", {**options, "default_block_size": 1 << 20})[0],
+    ]
+    assert filesystems[0] is not filesystems[1]
+    for filesystem in filesystems:
+        assert filesystem.session is storage.aws_session()  # type: ignore[attr-defined]  # s3fs's
+        assert filesystem.ls(f"{BUCKET}/shared", detail=False) == [f"{BUCKET}/shared/a.csv"]
+
+
+def _json_files_parsed_to_list(url: str, options: dict, replies: Connection) -> None:
+    """In a forked process: list ``url``, and say how many of botocore's JSON files that parsed."""
+    parsed = []
+    load_file = botocore.loaders.JSONFileLoader.load_file
+
+    def counted(loader: botocore.loaders.JSONFileLoader, file_path: str) -> object:
+        parsed.append(file_path)
+        return load_file(loader, file_path)
+
+    botocore.loaders.JSONFileLoader.load_file = counted  # type: ignore[method-assign]
+    storage.filesystem(url, options)[0].ls(url.removeprefix("s3://"))
+    replies.send(len(parsed))
+
+
+def test_a_run_worker_forked_after_the_warm_up_parses_no_botocore_json_for_its_client(s3):
+    _, options, _ = s3
+    storage.warm_aws_session()  # as the fork server does before its first fork
+    fork = multiprocessing.get_context("fork")
+    parsed = {}
+    own_session = {**options, "session": AioSession()}
+    for name, child_options in (("shared session", options), ("session of its own", own_session)):
+        replies, reply = fork.Pipe(duplex=False)
+        child = fork.Process(target=_json_files_parsed_to_list, args=(f"s3://{BUCKET}", child_options, reply))
+        child.start()
+        assert replies.poll(60), name
+        parsed[name] = replies.recv()
+        child.join(10)
+    assert parsed == {"shared session": 0, "session of its own": parsed["session of its own"]}
+    assert parsed["session of its own"] >= 3  # S3's API, its endpoint rules, the endpoints

@@ -105,11 +105,10 @@ def _create_instance_config(dagster_home: Path) -> None:
 
 
 def _version_of_readable(url: str) -> str:
-    import fsspec
-
+    from csv_pipeline.engine.storage import filesystem
     from csv_pipeline.inbox import file_version
 
-    fs, path = fsspec.core.url_to_fs(url)
+    fs, path = filesystem(url)
     try:
         if not fs.isfile(path):
             raise UnreadableInputError(f"{url} is not a file.")

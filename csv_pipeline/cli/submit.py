@@ -10,7 +10,7 @@ import hashlib
 import os
 import re
 import time
-from typing import IO
+from typing import IO, cast
 
 from csv_pipeline.cli import exit_codes
 from csv_pipeline.cli.graphql_client import DagsterGraphQL, RunResult
@@ -84,9 +84,9 @@ def _file_key_problem(file_key: str) -> str | None:
 
 def _same_content(local_path: str, target: str) -> bool:
     """Whether ``target`` exists with the bytes of ``local_path`` (same size, same MD5)."""
-    import fsspec
+    from csv_pipeline.engine.storage import filesystem
 
-    fs, path = fsspec.core.url_to_fs(target)
+    fs, path = filesystem(target)
     try:
         info = fs.info(path)
     except FileNotFoundError:
@@ -100,7 +100,7 @@ def _same_content(local_path: str, target: str) -> bool:
         # The ETag of an object uploaded in one part (without KMS) is the MD5 of its bytes.
         return etag == local_md5
     with fs.open(path, "rb") as remote:
-        return _md5(remote) == local_md5
+        return _md5(cast(IO[bytes], remote)) == local_md5
 
 
 def _md5(stream: IO[bytes]) -> str:
@@ -112,12 +112,12 @@ def _md5(stream: IO[bytes]) -> str:
 
 def _copy_into_inbox(local_path: str, target: str) -> str:
     """Copy the file so that the sensor never sees it half written; return its inbox version."""
-    import fsspec
     from fsspec.implementations.local import LocalFileSystem
 
+    from csv_pipeline.engine.storage import filesystem
     from csv_pipeline.inbox import file_version
 
-    fs, path = fsspec.core.url_to_fs(target)
+    fs, path = filesystem(target)
     folder, name = path.rsplit("/", 1)
     fs.makedirs(folder, exist_ok=True)
     if isinstance(fs, LocalFileSystem):

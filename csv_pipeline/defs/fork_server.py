@@ -43,6 +43,7 @@ from dagster._core.origin import RepositoryPythonOrigin
 from dagster._serdes import deserialize_value, serialize_value
 
 from csv_pipeline.defs.pooled_instance import keep_connections_open
+from csv_pipeline.engine.storage import warm_aws_session
 
 READY_TIMEOUT_SECONDS = 180  # importing the code location under load; as run monitoring's start timeout
 REPLY_TIMEOUT_SECONDS = 30
@@ -204,6 +205,7 @@ def serve(origin: RepositoryPythonOrigin) -> None:
     ReconstructableRepository(origin.code_pointer, executable_path=origin.executable_path).get_definition()
     for module in WARM_MODULES:
         importlib.import_module(module)
+    warm_aws_session()  # botocore's S3 descriptions, parsed once for every run worker
     sources = _SourceStamps(origin.code_pointer)
     if threading.active_count() != 1:
         raise RuntimeError(f"the code location started threads, so forking it is unsafe: {threading.enumerate()}")

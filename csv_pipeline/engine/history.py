@@ -21,11 +21,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING
 
-import fsspec
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
+from csv_pipeline.engine import storage
 from csv_pipeline.engine.rules import OUTPUT_COLUMNS
 
 if TYPE_CHECKING:
@@ -220,7 +220,8 @@ def _existing(table_url: str, options: dict[str, str]) -> "DeltaTable | None":
 def _shard_batches(shard_urls: Sequence[str], file_key: str, run_id: str) -> Iterator[pa.RecordBatch]:
     convert = pa_csv.ConvertOptions(column_types=_SHARD_COLUMNS, strings_can_be_null=False)
     for url in shard_urls:
-        with fsspec.open(url, "rb") as stream:
+        fs, path = storage.filesystem(url)
+        with fs.open(path, "rb") as stream:
             for batch in pa_csv.open_csv(stream, convert_options=convert):
                 constants = [
                     pa.repeat(pa.scalar(value, pa.string()), batch.num_rows)

@@ -9,9 +9,9 @@ the shards are sorted in.
 import contextlib
 import csv
 import heapq
-from typing import IO
+from typing import IO, cast
 
-import fsspec
+from csv_pipeline.engine.storage import filesystem
 
 READ_BLOCK_BYTES = 1 << 20
 
@@ -32,5 +32,5 @@ def write_merged_csv(shard_urls: list[str], output: IO[str]) -> int:
 
 
 def _open_shard(url: str) -> IO[str]:
-    fs, path = fsspec.core.url_to_fs(url)
-    return fs.open(path, "rt", block_size=READ_BLOCK_BYTES, encoding="utf-8", newline="")
+    fs, path = filesystem(url)
+    return cast(IO[str], fs.open(path, "rt", block_size=READ_BLOCK_BYTES, encoding="utf-8", newline=""))

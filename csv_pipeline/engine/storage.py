@@ -1,17 +1,53 @@
 """fsspec access shared by every engine step, so a local path and an s3:// URL take one code path."""
 
+import functools
 import mmap
 import posixpath
-from typing import BinaryIO, cast
+from typing import TYPE_CHECKING, BinaryIO, cast
 
 import fsspec
 from fsspec import AbstractFileSystem
 from fsspec.implementations.local import LocalFileSystem
+from fsspec.utils import get_protocol
+
+if TYPE_CHECKING:
+    from aiobotocore.session import AioSession
+
+S3_PROTOCOLS = frozenset({"s3", "s3a"})
 
 
 def filesystem(url: str, storage_options: dict | None = None) -> tuple[AbstractFileSystem, str]:
-    """The filesystem and the protocol-less path behind ``url``."""
-    return fsspec.core.url_to_fs(url, **(storage_options or {}))
+    """The filesystem and the protocol-less path behind ``url``; on S3, with the process's
+    botocore session (``aws_session``) unless the options name one."""
+    options = storage_options or {}
+    if get_protocol(url) in S3_PROTOCOLS and "session" not in options:
+        options = {**options, "session": aws_session()}
+    return fsspec.core.url_to_fs(url, **options)
+
+
+@functools.cache
+def aws_session() -> "AioSession":
+    """The botocore session of every S3 filesystem of this process.
+
+    A session parses botocore's JSON descriptions of S3 (its API, endpoints and endpoint rules)
+    when it makes its first client: about 0.1 s of CPU. s3fs makes a session per filesystem, so
+    every run worker paid it again; one forked from a process that warmed this session
+    (``warm_aws_session``) finds them parsed. A session holds no connection or thread: its
+    clients do, and each s3fs filesystem makes its own.
+    """
+    from aiobotocore.session import AioSession
+
+    return AioSession()
+
+
+def warm_aws_session() -> None:
+    """Parse what a new S3 client of ``aws_session`` reads, before any client is made."""
+    session = aws_session()
+    loader = session.get_component("data_loader")
+    for model in ("service-2", "endpoint-rule-set-1"):
+        loader.load_service_model("s3", model)
+    for data in ("endpoints", "partitions", "_retry", "sdk-default-configuration"):
+        loader.load_data(data)
 
 
 def is_local(url: str, storage_options: dict | None = None) -> bool:
