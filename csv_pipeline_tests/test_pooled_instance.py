@@ -13,9 +13,15 @@ import pytest
 import sqlalchemy
 import yaml
 from dagster import DagsterInstance
+from dagster._serdes import serialize_value
 
-from csv_pipeline.defs.pooled_instance import PooledInstance, keep_connections_open
-from csv_pipeline_tests.service_fixtures import PRODUCTION_INSTANCE_YAML, fresh_database, postgres_environment
+from csv_pipeline.defs.pooled_instance import PooledInstance, close_connections, keep_connections_open, open_instance
+from csv_pipeline_tests.service_fixtures import (
+    PRODUCTION_INSTANCE_YAML,
+    fresh_database,
+    postgres_environment,
+    wait_until,
+)
 
 Connect = Callable[[], AbstractContextManager[sqlalchemy.Connection]]
 
@@ -114,3 +120,26 @@ def test_a_schema_check_that_said_no_is_asked_again(production_instance):
         connection.commit()
     assert storage.has_table("added_by_a_migration")  # type: ignore[attr-defined]
     assert catalog_queries(production_instance, lambda: storage.has_table("added_by_a_migration")) == 0  # type: ignore[attr-defined]
+
+
+def test_a_process_keeps_one_instance_per_reference_and_can_close_its_connections(production_instance):
+    # The fork server opens the run workers' instance once, then closes its connections before it forks.
+    reference = serialize_value(production_instance.get_ref())
+    instance = open_instance(reference)
+    try:
+        assert open_instance(reference) is instance
+        backends = [backend_pid(connect) for connect in storage_connections(instance).values()]
+        close_connections(instance)
+        with psycopg2.connect(host="127.0.0.1", user="postgres", dbname="postgres") as admin:
+            with admin.cursor() as cursor:
+
+                def all_ended() -> bool | None:
+                    cursor.execute("SELECT pid FROM pg_stat_activity WHERE pid = ANY(%s)", (backends,))
+                    return True if not cursor.fetchall() else None
+
+                wait_until(all_ended, timeout=10, what="the closed connections' backends to end")
+        reopened = [backend_pid(connect) for connect in storage_connections(instance).values()]
+        assert not set(reopened) & set(backends)
+    finally:
+        open_instance.cache_clear()
+        instance.dispose()

@@ -20,10 +20,9 @@ It also tags the run with the process executing it, so that the run launcher can
 process is gone (``csv_pipeline.defs.run_launcher``).
 
 And a worker opens the run's instance once, not once per step, with its database connections
-pooled (``_open_instance``).
+pooled (``open_instance``); in a run worker, the steps share the run's own.
 """
 
-import functools
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -33,7 +32,6 @@ from typing import Any, cast
 import dask.config
 from dagster import (
     DagsterEvent,
-    DagsterInstance,
     ExecutorDefinition,
     Field,
     InitExecutorContext,
@@ -52,12 +50,12 @@ from dagster._core.execution.plan.state import KnownExecutionState
 from dagster._core.execution.retries import RetryMode
 from dagster._core.instance.ref import InstanceRef
 from dagster._core.storage.dagster_run import DagsterRun
-from dagster._serdes import deserialize_value, serialize_value
+from dagster._serdes import serialize_value
 from dagster._utils import iterate_with_context
 from dagster_dask.executor import DaskExecutor, get_dask_resource_requirements
 from distributed import Client, LocalCluster, as_completed
 
-from csv_pipeline.defs.pooled_instance import keep_connections_open
+from csv_pipeline.defs.pooled_instance import open_instance
 from csv_pipeline.defs.run_launcher import record_run_worker
 from csv_pipeline.settings import Settings
 
@@ -104,28 +102,10 @@ def _run_steps(upstream: list[_StepEvents], previous: _StepEvents | None, steps:
     plan = create_execution_plan(
         job, run_config=steps.run_config, step_keys_to_execute=steps.step_keys, known_state=steps.known_state
     )
-    instance = _open_instance(serialize_value(steps.instance_ref))
+    instance = open_instance(serialize_value(steps.instance_ref))
     return _StepEvents(
         execute_plan(plan, job, instance, steps.dagster_run, run_config=steps.run_config, retry_mode=steps.retry_mode)
     )
-
-
-@functools.cache
-def _open_instance(instance_ref: str) -> DagsterInstance:
-    """The instance behind a (serialized) reference, opened once per worker process: opening
-    one per step cost every step ~0.1 s, a run's three steps ~0.3 s. It stays open for the
-    worker's next runs (a long-lived worker of an existing cluster serves many).
-
-    Dagster calls ``logging.config.dictConfig`` for every step it starts on an instance with
-    settings, even when they configure no Python log handlers. That closes every handler of the
-    process while holding ``logging``'s module lock, and deadlocks with another step of the run
-    logging an event in another worker thread at that moment (the checks and ``play_history``
-    run at once). With no handlers configured there is nothing to set up, so it is skipped.
-    """
-    instance = keep_connections_open(DagsterInstance.from_ref(deserialize_value(instance_ref, InstanceRef)))
-    if not instance.get_python_log_dagster_handler_config():
-        instance.get_yaml_python_handlers = list  # type: ignore[method-assign]  # no handlers: []
-    return instance
 
 
 class RunScopedDaskExecutor(DaskExecutor):

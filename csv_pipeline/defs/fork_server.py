@@ -9,7 +9,9 @@ A fork server is started once per code location by the run launcher (``ForkServe
 launcher's process: the daemon). It imports the code location and builds its definitions, then
 forks a run worker per run; the child runs the run as ``dagster api execute_run`` does and ends.
 Forking is safe because the fork server has a single thread and no open connections: it only
-reads requests. A child costs a fork (milliseconds) and the pages it writes.
+reads requests. A child costs a fork (milliseconds) and the pages it writes. What every run would
+otherwise prepare again is prepared here once: botocore's S3 descriptions, and the run's Dagster
+instance (opened at the first request, its connections then closed, so each child opens its own).
 
 The fork server ends when its launcher's end of the pipe closes (the daemon stopped or died); run
 workers it started finish their runs. When a module of the code location changes on disk it
@@ -37,12 +39,11 @@ from typing import IO, NoReturn
 
 from dagster._core.code_pointer import CodePointer, FileCodePointer, ModuleCodePointer, PackageCodePointer
 from dagster._core.definitions.reconstruct import ReconstructableRepository
-from dagster._core.instance import DagsterInstance
 from dagster._core.instance.ref import InstanceRef
 from dagster._core.origin import RepositoryPythonOrigin
 from dagster._serdes import deserialize_value, serialize_value
 
-from csv_pipeline.defs.pooled_instance import keep_connections_open
+from csv_pipeline.defs.pooled_instance import close_connections, open_instance
 from csv_pipeline.engine.storage import warm_aws_session
 
 READY_TIMEOUT_SECONDS = 180  # importing the code location under load; as run monitoring's start timeout
@@ -217,11 +218,13 @@ def serve(origin: RepositoryPythonOrigin) -> None:
             replies.write(b'{"stale": true}\n')
             return
         request = json.loads(line)
+        instance_ref = serialize_value(deserialize_value(request["instance_ref"], InstanceRef))  # as the run's own
+        _open_for_children(instance_ref)
         pid = os.fork()
         if pid == 0:
             requests.close()
             replies.close()
-            _run_worker(request["run_id"], deserialize_value(request["instance_ref"], InstanceRef))
+            _run_worker(request["run_id"], instance_ref)
         replies.write(json.dumps({"pid": pid}).encode() + b"\n")
 
 
@@ -231,7 +234,17 @@ def _reap_children(_signum: int, _frame: object) -> None:
             pass
 
 
-def _run_worker(run_id: str, instance_ref: InstanceRef) -> NoReturn:
+def _open_for_children(instance_ref: str) -> None:
+    """Open the run workers' instance here, once, with no connection left open: each child
+    inherits it opened. Should that fail (PostgreSQL down), each child opens it, and its run
+    fails there with the reason, as it would have without this."""
+    try:
+        close_connections(open_instance(instance_ref))
+    except Exception:  # whatever the storage raises: the child meets and reports it
+        return
+
+
+def _run_worker(run_id: str, instance_ref: str) -> NoReturn:
     """Run ``run_id`` in this (forked) process as ``dagster api execute_run`` does, then end it."""
     from dagster._cli.api import _execute_run_command_body  # loaded by the fork server
     from dagster._utils.interrupts import capture_interrupts, setup_interrupt_handlers
@@ -242,7 +255,7 @@ def _run_worker(run_id: str, instance_ref: InstanceRef) -> NoReturn:
             signal.signal(signum, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
         setup_interrupt_handlers()  # SIGTERM as SIGINT; run termination sends SIGINT
-        with capture_interrupts(), keep_connections_open(DagsterInstance.from_ref(instance_ref)) as instance:
+        with capture_interrupts(), open_instance(instance_ref) as instance:
             exit_code = _execute_run_command_body(run_id, instance, lambda _event: None, set_exit_code_on_failure=True)
     except BaseException:
         traceback.print_exc()

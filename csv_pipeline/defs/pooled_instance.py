@@ -24,6 +24,10 @@ and end columns, every partition lookup whether the partitions table exists, abo
 catalog query each. dagster-postgres already remembers two such answers (built indexes,
 secondary indexes); the others are remembered here once they are yes: a migration adds tables
 and columns, it never takes them away, and a no is asked again.
+
+``open_instance`` keeps one instance per process for a reference: a run worker's run and its
+steps share it, and the fork server opens it before its first fork so that run workers inherit
+it opened (``close_connections`` first: a child must not share its parent's connections).
 """
 
 import functools
@@ -33,6 +37,7 @@ from typing import Any
 import sqlalchemy
 from dagster import DagsterInstance
 from dagster._core.instance.ref import InstanceRef
+from dagster._serdes import deserialize_value
 from sqlalchemy import event
 from sqlalchemy.exc import DisconnectionError
 
@@ -70,6 +75,33 @@ def keep_connections_open(instance: DagsterInstance) -> DagsterInstance:
     if not isinstance(instance, PooledInstance):
         _pool(instance)
     return instance
+
+
+@functools.cache
+def open_instance(instance_ref: str) -> DagsterInstance:
+    """The instance behind a serialized reference, opened once per process and kept open, its
+    connections pooled. Opening one costs its storages' table checks, about 0.1 s of CPU and a
+    PostgreSQL session each; a run worker opened two (the run's and its steps'), and a worker of
+    an existing cluster serves many runs' steps.
+
+    Dagster calls ``logging.config.dictConfig`` for every step it starts on an instance with
+    settings, even when they configure no Python log handlers. That closes every handler of the
+    process while holding ``logging``'s module lock, and deadlocks with another step of the run
+    logging an event in another worker thread at that moment (the checks and ``play_history``
+    run at once). With no handlers configured there is nothing to set up, so it is skipped.
+    """
+    instance = keep_connections_open(DagsterInstance.from_ref(deserialize_value(instance_ref, InstanceRef)))
+    if not instance.get_python_log_dagster_handler_config():
+        instance.get_yaml_python_handlers = list  # type: ignore[method-assign]  # no handlers: []
+    return instance
+
+
+def close_connections(instance: DagsterInstance) -> None:
+    """Close the instance's pooled connections; its pools open new ones when next asked."""
+    for attribute in SCHEMA_CHECKS:
+        engine = getattr(getattr(instance, attribute), "_engine", None)
+        if isinstance(engine, sqlalchemy.Engine):
+            engine.dispose()
 
 
 def _pool(instance: DagsterInstance) -> None:
