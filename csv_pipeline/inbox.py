@@ -11,7 +11,7 @@ long ago. No Dagster imports: the CLI uses this too.
 
 import os
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 import fsspec
@@ -28,10 +28,12 @@ NOT_REGULAR = "it is not a regular file"
 
 @dataclass(frozen=True)
 class InboxFile:
-    """One listed file: its content ``version`` and, on S3, when that copy was ``written``."""
+    """One listed file: its content ``version``, on S3 when that copy was ``written``, and its
+    size in bytes as listed (None when only its stamp is known)."""
 
     version: str
     written: str = ""  # empty where the version already changes with every write (a local mtime)
+    size: int | None = field(default=None, compare=False)
 
     @property
     def stamp(self) -> str:
@@ -154,9 +156,9 @@ def symlink_problem(inbox: str, file_key: str) -> str | None:
 
 def _listed(fs: fsspec.AbstractFileSystem, path: str, info: dict[str, Any]) -> InboxFile:
     if isinstance(fs, LocalFileSystem):
-        return InboxFile(f"{info['size']}-{os.stat(path).st_mtime_ns}")
+        return InboxFile(f"{info['size']}-{os.stat(path).st_mtime_ns}", size=info["size"])
     written = info.get("LastModified")
-    return InboxFile(str(info["ETag"]).strip('"'), f"{written.timestamp():.6f}" if written else "")
+    return InboxFile(str(info["ETag"]).strip('"'), f"{written.timestamp():.6f}" if written else "", info["size"])
 
 
 def _arrived(fs: fsspec.AbstractFileSystem, path: str, info: dict[str, Any]) -> float:

@@ -29,6 +29,7 @@ import psycopg2
 import pytest
 import requests
 import s3fs
+import yaml
 
 from csv_pipeline.cli.graphql_client import DagsterGraphQL, RunResult
 from csv_pipeline.labels import FILE_TAG, RUN_WORKER_TAG
@@ -161,9 +162,15 @@ class DagsterService:
 
     def max_concurrent_runs(self) -> int:
         """The run queue's limit, as the running instance has it."""
-        return graphql_data(self.url, "{ instance { runQueueConfig { maxConcurrentRuns } } }")["instance"][
-            "runQueueConfig"
-        ]["maxConcurrentRuns"]
+        return self._run_queue_config()["maxConcurrentRuns"]
+
+    def tag_concurrency_limits(self) -> list[dict[str, Any]]:
+        """The run queue's limits per run tag, as the running instance has them."""
+        return yaml.safe_load(self._run_queue_config()["tagConcurrencyLimitsYaml"] or "[]")
+
+    def _run_queue_config(self) -> dict[str, Any]:
+        query = "{ instance { runQueueConfig { maxConcurrentRuns tagConcurrencyLimitsYaml } } }"
+        return graphql_data(self.url, query)["instance"]["runQueueConfig"]
 
     def parent_run_id(self, run_id: str) -> str | None:
         return graphql_data(self.url, _PARENT_RUN, {"runId": run_id})["runOrError"]["parentRunId"]

@@ -1,5 +1,6 @@
 """The inbox sensor against a real inbox folder and a real (temporary, SQLite) Dagster instance."""
 
+import os
 from pathlib import Path
 
 from dagster import (
@@ -14,8 +15,9 @@ from csv_pipeline.defs.partitions import inbox_files
 from csv_pipeline.defs.resources.play_files import PlayFiles
 from csv_pipeline.defs.sensors.inbox_cursor import InboxCursor
 from csv_pipeline.defs.sensors.inbox_sensor import inbox_sensor
+from csv_pipeline.engine.sizes import BLOCK_BYTES
 from csv_pipeline.inbox import file_version
-from csv_pipeline.labels import FILE_TAG, VERSION_TAG
+from csv_pipeline.labels import FILE_TAG, LARGE, SIZE_TAG, SMALL, VERSION_TAG
 
 ROWS = b"Song,Date,Number of Plays\nUmbrella,2020-01-01,100\n"
 
@@ -111,6 +113,24 @@ def test_only_csv_files_count(instance, play_files):
 
 def test_an_inbox_that_does_not_exist_yet_is_empty(instance, play_files):
     assert Daemon(instance, play_files).tick().run_requests == []
+
+
+def test_a_file_of_one_engine_block_runs_as_small_and_a_larger_one_as_large(instance, play_files):
+    # The run queue starts at most two large runs at once (deploy/dagster.yaml), and more small ones.
+    put(play_files, "small.csv", ROWS)
+    put(play_files, "block.csv", b"")
+    put(play_files, "large.csv", b"")
+    os.truncate(Path(play_files.inbox) / "block.csv", BLOCK_BYTES)  # sparse: listed, never read
+    os.truncate(Path(play_files.inbox) / "large.csv", BLOCK_BYTES + 1)
+
+    result = Daemon(instance, play_files).tick()
+
+    sizes = {request.partition_key: request.tags[SIZE_TAG] for request in result.run_requests}
+    assert sizes == {"small.csv": SMALL, "block.csv": SMALL, "large.csv": LARGE}
+
+
+def test_a_run_not_launched_by_the_sensor_counts_as_large():
+    assert defs.resolve_job_def("process_inbox_file").tags[SIZE_TAG] == LARGE
 
 
 def test_the_sensor_is_on_by_default_and_targets_the_job():

@@ -19,6 +19,7 @@ from dagster._core.storage.tags import WILL_RETRY_TAG
 
 from csv_pipeline.cli.graphql_client import NOT_FINISHED
 from csv_pipeline.demo_data import write_demo_file
+from csv_pipeline.labels import LARGE, SIZE_TAG, SMALL
 
 pytest_plugins = ["csv_pipeline_tests.service_fixtures"]
 
@@ -230,6 +231,9 @@ def test_a_burst_of_files_waits_in_the_queue_and_each_file_gets_exactly_one_resu
     assert failed.error == f"{bad_key}: line 4: Number of Plays 'patata' is not a non-negative integer"
     assert max(sum(status in ("STARTING", "STARTED") for status in statuses) for statuses in seen) <= limit
     assert any("QUEUED" in statuses for statuses in seen), "the burst never had to queue"
+    # Small files' runs fill the queue's slots; at most two large runs at once.
+    assert dagster_service.tag_concurrency_limits() == [{"key": SIZE_TAG, "value": LARGE, "limit": 2}]
+    assert all({"key": SIZE_TAG, "value": SMALL} in run["tags"] for key in keys for run in dagster_service.runs(key))
 
 
 def test_a_run_whose_worker_dies_is_retried_and_status_follows_the_retry(dagster_service, tmp_path):
