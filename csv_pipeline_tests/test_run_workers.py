@@ -23,7 +23,7 @@ def in_flight(service: DagsterService, file_key: str, tmp_path: Path) -> str:
     """Put a file of 30 MB and return its run once its worker has started executing it."""
     big = tmp_path / "big.csv"
     write_demo_file(str(big), 30_000_000, songs=50, days=10, seed=9, progress=False)
-    service.s3.put_file(str(big), f"{service.inbox}/{file_key}")
+    service.put_large(big, file_key)
     run = service.wait_for_run(
         file_key, until=lambda run: run.finished or (run.status == "STARTED" and service.worker_recorded(run.run_id))
     )

@@ -150,7 +150,7 @@ def test_same_file_again_starts_no_run_and_new_content_starts_exactly_one(dagste
 def test_status_of_a_file_still_in_flight_is_not_finished(dagster_service, tmp_path):
     big = tmp_path / "big.csv"
     write_demo_file(str(big), 30_000_000, songs=200, days=30, seed=3, progress=False)
-    dagster_service.s3.put_file(str(big), f"{dagster_service.inbox}/e2e/big.csv")
+    dagster_service.put_large(big, "e2e/big.csv")
     in_flight = dagster_service.wait_for_run("e2e/big.csv", until=lambda run: run.status == "STARTED")
 
     with dagster_service.run_worker_paused(in_flight.run_id):
@@ -239,7 +239,7 @@ def test_a_burst_of_files_waits_in_the_queue_and_each_file_gets_exactly_one_resu
 def test_a_run_whose_worker_dies_is_retried_and_status_follows_the_retry(dagster_service, tmp_path):
     big = tmp_path / "crash.csv"
     write_demo_file(str(big), 30_000_000, songs=100, days=10, seed=5, progress=False)
-    dagster_service.s3.put_file(str(big), f"{dagster_service.inbox}/e2e/crash.csv")
+    dagster_service.put_large(big, "e2e/crash.csv")
     crashed = dagster_service.wait_for_run("e2e/crash.csv", until=lambda run: run.status == "STARTED")
 
     dagster_service.kill_run_worker(crashed.run_id)

@@ -63,7 +63,7 @@ def plays(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def reference_shards(service: DagsterService, plays: Path) -> dict[str, bytes]:
     """The shards of an undisturbed run of ``plays``."""
-    service.s3.put_file(str(plays), f"{service.inbox}/recovery/reference.csv")
+    service.put_large(plays, "recovery/reference.csv")
     run = service.wait_for_run("recovery/reference.csv", timeout=RUN_TIMEOUT_SECONDS)
     assert run.status == "SUCCESS"
     return shards(service, f"{service.outbox}/recovery/reference/{run.run_id}")
@@ -90,7 +90,7 @@ def kills(service: DagsterService, plays: Path) -> Callable[[str], Kill]:
     def kill(step: str) -> Kill:
         if step not in done:
             file_key = f"recovery/killed-in-{step}.csv"
-            service.s3.put_file(str(plays), f"{service.inbox}/{file_key}")
+            service.put_large(plays, file_key)
             run_id = kill_run_worker_mid_step(service, file_key, step)
             at = time.monotonic()
             scratch, output = leftovers_of(service, file_key, run_id)
@@ -178,7 +178,7 @@ def test_reexecutions_from_failure_and_from_a_selected_step_write_the_same_shard
 
 def test_a_run_whose_whole_daemon_process_group_dies_is_failed_and_retried(service: DagsterService, plays: Path):
     file_key = "recovery/group-killed.csv"
-    service.s3.put_file(str(plays), f"{service.inbox}/{file_key}")
+    service.put_large(plays, file_key)
     dead = service.wait_for_run(
         file_key, until=lambda run: run.status == "STARTED" and service.worker_recorded(run.run_id)
     )
