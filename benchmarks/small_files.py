@@ -2,7 +2,7 @@
 
 The stack is the production one, each part real: moto's S3 server holds the inbox and outbox,
 a fresh PostgreSQL database on the machine's server (dropped at the end), and
-``dagster-webserver`` and ``dagster-daemon`` on ``deploy/dagster.yaml`` (queue limit 2).
+``dagster-webserver`` and ``dagster-daemon`` on ``deploy/dagster.yaml`` (four runs at once, two large).
 
 - Burst: ``--files`` files of two rows are put into the inbox at once, one of them bad. Timed
   from the first put until the last run's end, as GraphQL shows them (asked every 2 s). Each file must

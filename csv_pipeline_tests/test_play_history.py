@@ -352,3 +352,17 @@ def test_a_load_uses_one_parquet_writer_unless_the_operator_says_otherwise(opera
     probe = "import os, csv_pipeline.engine.history; print(os.environ['DELTARS_MAX_CONCURRENT_WRITERS'])"
     seen = subprocess.run([sys.executable, "-c", probe], env=environ, capture_output=True, text=True, check=True)
     assert seen.stdout.strip() == writers
+
+
+def test_opening_the_history_replays_at_most_nine_commits(tmp_path):
+    # Every run opens the table: a checkpoint every 10 commits bounds what it reads.
+    table_url = str(tmp_path / "history")
+    shard = tmp_path / "part-00000.csv"
+    shard.write_text("Song,Date,Total Number of Plays for Date\nA,2020-01-01,1\n")
+    for load in range(12):
+        history.replace_file(table_url, f"{load}.csv", f"run-{load}", [str(shard)])
+    log = tmp_path / "history" / "_delta_log"
+    checkpoints = [int(path.name.split(".")[0]) for path in log.glob("*.checkpoint.parquet")]
+    newest_commit = max(int(path.name.removesuffix(".json")) for path in log.glob("*.json"))
+    assert newest_commit == 12 and checkpoints == [9]  # the table's creation, then twelve loads
+    assert newest_commit - max(checkpoints) <= 9
