@@ -20,7 +20,8 @@ It also tags the run with the process executing it, so that the run launcher can
 process is gone (``csv_pipeline.defs.run_launcher``).
 
 And a worker opens the run's instance once, not once per step, with its database connections
-pooled (``open_instance``); in a run worker, the steps share the run's own.
+pooled (``open_instance``); in a run worker forked by the fork server, the steps share the
+run's own.
 """
 
 import os

@@ -24,6 +24,7 @@ and one ``{"ready": true}`` line when it has loaded the code location.
 """
 
 import contextlib
+import functools
 import gc
 import importlib
 import json
@@ -219,13 +220,13 @@ def serve(origin: RepositoryPythonOrigin) -> None:
             return
         request = json.loads(line)
         instance_ref = serialize_value(deserialize_value(request["instance_ref"], InstanceRef))  # as the run's own
-        _open_for_children(instance_ref)
         pid = os.fork()
         if pid == 0:
             requests.close()
             replies.close()
             _run_worker(request["run_id"], instance_ref)
         replies.write(json.dumps({"pid": pid}).encode() + b"\n")
+        _open_for_children(instance_ref)
 
 
 def _reap_children(_signum: int, _frame: object) -> None:
@@ -234,14 +235,18 @@ def _reap_children(_signum: int, _frame: object) -> None:
             pass
 
 
+@functools.cache
 def _open_for_children(instance_ref: str) -> None:
-    """Open the run workers' instance here, once, with no connection left open: each child
-    inherits it opened. Should that fail (PostgreSQL down), each child opens it, and its run
-    fails there with the reason, as it would have without this."""
+    """Open the run workers' instance here, once, after the first child was forked and
+    answered for, and leave no connection open: later children inherit it opened. Should it
+    fail (PostgreSQL down), it is not tried again: each child opens its own, and its run fails
+    there with the reason."""
     try:
         close_connections(open_instance(instance_ref))
-    except Exception:  # whatever the storage raises: the child meets and reports it
+    except Exception:  # whatever the storage raises: the children meet and report it
         return
+    if threading.active_count() != 1:
+        raise RuntimeError(f"opening the instance started threads, so forking is unsafe: {threading.enumerate()}")
 
 
 def _run_worker(run_id: str, instance_ref: str) -> NoReturn:

@@ -98,10 +98,19 @@ def open_instance(instance_ref: str) -> DagsterInstance:
 
 def close_connections(instance: DagsterInstance) -> None:
     """Close the instance's pooled connections; its pools open new ones when next asked."""
-    for attribute in SCHEMA_CHECKS:
-        engine = getattr(getattr(instance, attribute), "_engine", None)
-        if isinstance(engine, sqlalchemy.Engine):
-            engine.dispose()
+    for _, _, engine in _engines(instance):
+        engine.dispose()
+
+
+def _engines(instance: DagsterInstance) -> list[tuple[str, Any, sqlalchemy.Engine]]:
+    """The instance's storages that have a SQLAlchemy engine, by attribute, with it:
+    dagster-postgres keeps it as ``_engine``; SQLite storages (none configured) have none."""
+    storages = ((attribute, getattr(instance, attribute)) for attribute in SCHEMA_CHECKS)
+    return [
+        (attribute, storage, engine)
+        for attribute, storage in storages
+        if isinstance(engine := getattr(storage, "_engine", None), sqlalchemy.Engine)
+    ]
 
 
 def _pool(instance: DagsterInstance) -> None:
@@ -109,13 +118,10 @@ def _pool(instance: DagsterInstance) -> None:
     instance.optimize_for_webserver(
         statement_timeout=NO_STATEMENT_TIMEOUT, pool_recycle=POOL_RECYCLE_SECONDS, max_overflow=MAX_OVERFLOW
     )
-    for attribute, checks in SCHEMA_CHECKS.items():
-        storage = getattr(instance, attribute)
-        engine = getattr(storage, "_engine", None)  # dagster-postgres keeps its engine there
-        if isinstance(engine, sqlalchemy.Engine):  # a new engine: optimize_for_webserver just made it
-            event.listen(engine.pool, "checkout", _ping)
-            for name in checks:
-                setattr(storage, name, _remembering_yes(getattr(storage, name)))
+    for attribute, storage, engine in _engines(instance):
+        event.listen(engine.pool, "checkout", _ping)  # a new engine: optimize_for_webserver just made it
+        for name in SCHEMA_CHECKS[attribute]:
+            setattr(storage, name, _remembering_yes(getattr(storage, name)))
 
 
 def _remembering_yes(check: Callable[..., bool]) -> Callable[..., bool]:
