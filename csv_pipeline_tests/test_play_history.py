@@ -366,3 +366,14 @@ def test_opening_the_history_replays_at_most_nine_commits(tmp_path):
     newest_commit = max(int(path.name.removesuffix(".json")) for path in log.glob("*.json"))
     assert newest_commit == 12 and checkpoints == [9]  # the table's creation, then twelve loads
     assert newest_commit - max(checkpoints) <= 9
+
+
+def test_maintenance_gives_a_table_made_with_earlier_settings_the_current_ones(tmp_path):
+    from deltalake import DeltaTable
+
+    table_url = str(tmp_path / "history")
+    DeltaTable.create(
+        table_url, history.SCHEMA, partition_by=history.PARTITION_BY, configuration={"delta.checkpointInterval": "50"}
+    )
+    history.maintain(table_url)
+    assert DeltaTable(table_url).metadata().configuration == history.TABLE_CONFIGURATION

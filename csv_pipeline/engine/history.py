@@ -361,12 +361,16 @@ def scan_totals(table_url: str) -> Totals:
 
 def maintain(table_url: str, retention_hours: int = 168) -> dict[str, int]:
     """Compact small files within each file's partition, checkpoint the log, drop expired log
-    entries and delete files no version younger than ``retention_hours`` needs."""
+    entries and delete files no version younger than ``retention_hours`` needs. A table made with
+    other settings (an earlier checkpoint interval) is given the current ones first."""
     from deltalake import CommitProperties, DeltaTable
 
     if not exists(table_url):
         return {"files_added": 0, "files_removed": 0, "files_vacuumed": 0}
     table = DeltaTable(table_url, storage_options=storage_options(table_url))
+    configuration = table.metadata().configuration
+    if any(configuration.get(key) != value for key, value in TABLE_CONFIGURATION.items()):
+        table.alter.set_table_properties(TABLE_CONFIGURATION)
     metrics = table.optimize.compact(commit_properties=CommitProperties(max_commit_retries=COMMIT_RETRIES))
     table.create_checkpoint()
     table.cleanup_metadata()
