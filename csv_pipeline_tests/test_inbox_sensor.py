@@ -15,7 +15,6 @@ from csv_pipeline.defs.partitions import inbox_files
 from csv_pipeline.defs.resources.play_files import PlayFiles
 from csv_pipeline.defs.sensors.inbox_cursor import InboxCursor
 from csv_pipeline.defs.sensors.inbox_sensor import inbox_sensor
-from csv_pipeline.engine.sizes import BLOCK_BYTES
 from csv_pipeline.inbox import file_version
 from csv_pipeline.labels import FILE_TAG, LARGE, SIZE_TAG, SMALL, VERSION_TAG
 
@@ -120,8 +119,8 @@ def test_a_file_of_one_engine_block_runs_as_small_and_a_larger_one_as_large(inst
     put(play_files, "small.csv", ROWS)
     put(play_files, "block.csv", b"")
     put(play_files, "large.csv", b"")
-    os.truncate(Path(play_files.inbox) / "block.csv", BLOCK_BYTES)  # sparse: listed, never read
-    os.truncate(Path(play_files.inbox) / "large.csv", BLOCK_BYTES + 1)
+    os.truncate(Path(play_files.inbox) / "block.csv", play_files.block_bytes)  # sparse: listed, never read
+    os.truncate(Path(play_files.inbox) / "large.csv", play_files.block_bytes + 1)
 
     result = Daemon(instance, play_files).tick()
 

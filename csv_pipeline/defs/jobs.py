@@ -18,8 +18,8 @@ process_inbox_file = define_asset_job(
     # An automatic retry (of a run whose worker died) runs every step afresh under its own
     # run id, trusting nothing the dead attempt left in scratch: the map and reduce are most of
     # the work anyway, and validate_format reads only the head of the file.
-    # A run counts as large (the run queue starts at most two of those at once: each uses every
-    # core) unless the sensor saw a small file, whose run is mostly Dagster's fixed cost.
+    # A run counts as large (the service's run queue starts at most two of those at once: each
+    # uses every core) unless the sensor saw a small file, whose run is mostly Dagster's fixed cost.
     tags={RETRY_STRATEGY_TAG: "ALL_STEPS", SIZE_TAG: LARGE},
 )
 

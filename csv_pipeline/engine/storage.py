@@ -14,13 +14,14 @@ if TYPE_CHECKING:
     from aiobotocore.session import AioSession
 
 S3_PROTOCOLS = frozenset({"s3", "s3a"})
+SESSION_OPTIONS = frozenset({"session", "profile"})  # options that choose the botocore session
 
 
 def filesystem(url: str, storage_options: dict | None = None) -> tuple[AbstractFileSystem, str]:
     """The filesystem and the protocol-less path behind ``url``; on S3, with the process's
-    botocore session (``aws_session``) unless the options name one."""
+    botocore session (``aws_session``) unless the options choose one (a session, a profile)."""
     options = storage_options or {}
-    if get_protocol(url) in S3_PROTOCOLS and "session" not in options:
+    if get_protocol(url) in S3_PROTOCOLS and not SESSION_OPTIONS & options.keys():
         options = {**options, "session": aws_session()}
     return fsspec.core.url_to_fs(url, **options)
 
@@ -33,7 +34,8 @@ def aws_session() -> "AioSession":
     when it makes its first client: about 0.1 s of CPU. s3fs makes a session per filesystem, so
     every run worker paid it again; one forked from a process that warmed this session
     (``warm_aws_session``) finds them parsed. A session holds no connection or thread: its
-    clients do, and each s3fs filesystem makes its own.
+    clients do, and each s3fs filesystem makes its own. It keeps the credentials it resolved
+    first, as each filesystem (which fsspec keeps for the process's life) did before.
     """
     from aiobotocore.session import AioSession
 

@@ -18,7 +18,6 @@ from csv_pipeline.defs.jobs import process_inbox_file
 from csv_pipeline.defs.partitions import INBOX_FILES, inbox_files
 from csv_pipeline.defs.resources.play_files import PlayFiles
 from csv_pipeline.defs.sensors.inbox_cursor import SKIPPED, InboxCursor, digest_of_keys
-from csv_pipeline.engine.sizes import BLOCK_BYTES
 from csv_pipeline.inbox import InboxFile, list_inbox, shown
 from csv_pipeline.inbox_notifications import receive_new_files
 from csv_pipeline.labels import FILE_TAG, LARGE, SIZE_TAG, SMALL, VERSION_TAG
@@ -108,7 +107,7 @@ def inbox_sensor(context: SensorEvaluationContext, play_files: PlayFiles) -> Sen
                 run_key=f"{key}@{file.stamp}",
                 partition_key=key,
                 run_config=play_files.run_config(),
-                tags={FILE_TAG: key, VERSION_TAG: file.version, SIZE_TAG: _size_class(file)},
+                tags={FILE_TAG: key, VERSION_TAG: file.version, SIZE_TAG: _size_class(file, play_files.block_bytes)},
             )
             for key, file in sorted(changed.items())
         ],
@@ -159,9 +158,9 @@ def _runs_again(context: SensorEvaluationContext, key: str, file: InboxFile, lat
     return again
 
 
-def _size_class(file: InboxFile) -> str:
+def _size_class(file: InboxFile, block_bytes: int) -> str:
     """Small: a file of one engine block, whose run waits on Dagster more than it computes."""
-    return SMALL if file.size is not None and file.size <= BLOCK_BYTES else LARGE
+    return SMALL if file.size is not None and file.size <= block_bytes else LARGE
 
 
 def _skip_reason(inbox: str, skipped: list[str]) -> str:
