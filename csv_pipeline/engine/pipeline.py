@@ -15,6 +15,7 @@ import numpy as np
 from distributed import Client
 
 from csv_pipeline.engine import storage
+from csv_pipeline.engine.allocator import release_kept_memory
 from csv_pipeline.engine.blocks import check_version
 from csv_pipeline.engine.cluster import gather
 from csv_pipeline.engine.errors import InvalidFileError
@@ -119,6 +120,7 @@ def aggregate(
         buckets = [bucket for group in gather(client, futures) for bucket in group]
     except TotalOverflow as overflow:
         raise locate_overflow(client, plan, offsets, overflow) from None
+    client.run(release_kept_memory)  # no more map or reduce tasks of this file
     days = [block.days for block in blocks if block.days]
     date_range = (_iso_day(min(d[0] for d in days)), _iso_day(max(d[1] for d in days))) if days else None
     return Aggregation(
