@@ -12,6 +12,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 import botocore.loaders
+import numpy as np
 import pytest
 import s3fs
 from aiobotocore.session import AioSession
@@ -75,12 +76,12 @@ def test_a_reduce_task_reads_each_map_file_once_for_its_group_of_buckets(dask_cl
 
 
 def test_buckets_are_grouped_up_to_the_read_size_in_order():
-    two_map_files = [[0, 10, 30, 30, 90, 100], [0, 5, 5, 25, 30, 40]]  # five buckets: 15, 20, 20, 65, 20 bytes
-    assert bucket_groups(two_map_files, 5, 40) == [range(0, 2), range(2, 3), range(3, 4), range(4, 5)]
-    assert bucket_groups(two_map_files, 5, 60) == [range(0, 3), range(3, 4), range(4, 5)]
-    assert bucket_groups(two_map_files, 5, 1000) == [range(0, 5)]
-    assert bucket_groups(two_map_files, 5, 0) == [range(bucket, bucket + 1) for bucket in range(5)]
-    assert bucket_groups([], 3, 0) == [range(0, 1), range(1, 2), range(2, 3)]
+    two_map_files = np.array([[0, 10, 30, 30, 90, 100], [0, 5, 5, 25, 30, 40]])  # buckets of 15, 20, 20, 65, 20 bytes
+    assert bucket_groups(two_map_files, 40) == [range(0, 2), range(2, 3), range(3, 4), range(4, 5)]
+    assert bucket_groups(two_map_files, 60) == [range(0, 3), range(3, 4), range(4, 5)]
+    assert bucket_groups(two_map_files, 1000) == [range(0, 5)]
+    assert bucket_groups(two_map_files, 0) == [range(bucket, bucket + 1) for bucket in range(5)]
+    assert bucket_groups(np.zeros((0, 4), np.int64), 0) == [range(0, 1), range(1, 2), range(2, 3)]
 
 
 def test_every_s3_filesystem_of_a_process_shares_its_botocore_session(s3):

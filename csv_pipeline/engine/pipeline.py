@@ -98,20 +98,23 @@ def aggregate(
             assert block.error.line is not None  # a block's error names its line within the block
             raise replace_line(block.error, lines_before + block.error.line)
         lines_before += block.newlines
+    # Every reduce task's reads as slices of one matrix (map file x bucket offset) and one list of
+    # paths: lists of (path, offsets) per task came to blocks x buckets Python objects, about
+    # 200 MB at 20 GB, which the scheduler's message log also kept alive after the run.
     filled = [
         (result.path, result.bucket_offsets)
         for result in maps
         if result.path is not None and result.bucket_offsets is not None  # both None when it has no rows
     ]
+    paths = [path for path, _ in filled]
+    bucket_offsets = np.array([offsets for _, offsets in filled], np.int64).reshape(-1, plan.buckets + 1)
     read_bytes = 0 if storage.is_local(scratch_url, plan.storage_options) else reduce_read_bytes
-    groups = bucket_groups([bucket_offsets for _, bucket_offsets in filled], plan.buckets, read_bytes)
+    groups = bucket_groups(bucket_offsets, read_bytes)
     futures = client.map(
         reduce_buckets,
         groups,
-        [
-            [(path, bucket_offsets[group.start : group.stop + 1].tolist()) for path, bucket_offsets in filled]
-            for group in groups
-        ],
+        [paths] * len(groups),
+        [bucket_offsets[:, group.start : group.stop + 1] for group in groups],
         [scratch_url] * len(groups),
         [plan.storage_options] * len(groups),
         [max_shard_bytes] * len(groups),

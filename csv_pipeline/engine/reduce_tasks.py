@@ -45,27 +45,29 @@ class BucketResult:
 
 def reduce_buckets(
     buckets: range,
-    reads: list[tuple[str, list[int]]],
+    paths: list[str],
+    offsets: np.ndarray,
     scratch_url: str,
     storage_options: dict,
     max_shard_bytes: int,
 ) -> list[BucketResult]:
     """Sum, sort and render adjacent ``buckets``.
 
-    ``reads`` holds, for each map task's file that has rows, its path and where each of the
-    buckets starts in it, then where the last ends. The buckets are adjacent in every map
-    file, so each file is read once for all of them: one ranged read (a GET on S3) per map task
-    and group of buckets, all of a group's reads at once. The scratch filesystem is resolved
-    once, not per piece.
+    ``paths`` are the map tasks' files that have rows; row ``i`` of ``offsets`` says where each
+    of the buckets starts in ``paths[i]``, then where the last ends. The buckets are adjacent in
+    every map file, so each file is read once for all of them: one ranged read (a GET on S3) per
+    map task and group of buckets, all of a group's reads at once. The scratch filesystem is
+    resolved once, not per piece.
     """
     reuse_freed_memory()
     fs, _ = storage.filesystem(scratch_url, storage_options)
-    data = storage.map_ranges(fs, [(path, offsets[0], offsets[-1]) for path, offsets in reads])
+    data = storage.map_ranges(fs, list(zip(paths, offsets[:, 0].tolist(), offsets[:, -1].tolist(), strict=True)))
+    within = offsets - offsets[:, :1]  # where each bucket starts and ends in the bytes read
     results = []
     for index, bucket in enumerate(buckets):
         pieces = [
-            view[offsets[index] - offsets[0] : offsets[index + 1] - offsets[0]]
-            for view, (_, offsets) in zip(data, reads, strict=True)
+            view[start:end]
+            for view, start, end in zip(data, within[:, index].tolist(), within[:, index + 1].tolist(), strict=True)
         ]
         results.append(_reduce_bucket(bucket, pieces, scratch_url, storage_options, max_shard_bytes))
     return results
@@ -95,16 +97,15 @@ def _reduce_bucket(
     return BucketResult(bucket, url, rendered.rows, shard_pieces, preview, _top_songs(rendered))
 
 
-def bucket_groups(bucket_offsets: list[np.ndarray], buckets: int, max_read_bytes: int) -> list[range]:
+def bucket_groups(bucket_offsets: np.ndarray, max_read_bytes: int) -> list[range]:
     """Adjacent buckets whose pieces, summed over every map file, stay within ``max_read_bytes``
     (a bucket larger than that alone): the reduce tasks, in bucket order.
 
-    ``bucket_offsets`` are the map files' offsets (each bucket's start, then the end). With
+    ``bucket_offsets`` holds a row per map file (each bucket's start, then the end). With
     ``max_read_bytes`` 0 every bucket is a task of its own, empty ones too.
     """
-    sizes = np.zeros(buckets, np.int64)
-    for offsets in bucket_offsets:
-        sizes += np.diff(offsets)
+    sizes = np.diff(bucket_offsets, axis=1).sum(axis=0).astype(np.int64)
+    buckets = len(sizes)
     groups, first, held = [], 0, 0
     for bucket, size in enumerate(sizes.tolist()):
         if bucket > first and (max_read_bytes <= 0 or held + size > max_read_bytes):
