@@ -9,7 +9,8 @@ MANIFEST_TAG = "csv_pipeline/manifest"
 ERROR_TAG = "csv_pipeline/error"
 RUN_WORKER_TAG = "csv_pipeline/run_worker"  # host, pid and start time of the process executing the run
 LAUNCHED_BY_TAG = "csv_pipeline/launched_by"  # host, pid and start time of the process that launched it
-# "small" when the sensor saw a file of one engine block, else "large": the run queue limits large runs
+# "small" when the sensor saw a file of one engine block, else "large" (the run queue tags a file's
+# run launched by hand "large"): the run queue limits large runs
 SIZE_TAG = "csv_pipeline/size"
 SMALL = "small"
 LARGE = "large"

@@ -128,10 +128,6 @@ def test_a_file_of_one_engine_block_runs_as_small_and_a_larger_one_as_large(inst
     assert sizes == {"small.csv": SMALL, "block.csv": SMALL, "large.csv": LARGE}
 
 
-def test_a_run_not_launched_by_the_sensor_counts_as_large():
-    assert defs.resolve_job_def("process_inbox_file").tags[SIZE_TAG] == LARGE
-
-
 def test_the_sensor_is_on_by_default_and_targets_the_job():
     sensor = defs.resolve_sensor_def("inbox_sensor")
     assert sensor.default_status == DefaultSensorStatus.RUNNING

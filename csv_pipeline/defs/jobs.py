@@ -6,7 +6,6 @@ from dagster._core.storage.tags import RETRY_STRATEGY_TAG
 
 from csv_pipeline.defs.assets.play_history import play_history
 from csv_pipeline.defs.assets.play_totals import play_totals
-from csv_pipeline.labels import LARGE, SIZE_TAG
 
 process_inbox_file = define_asset_job(
     "process_inbox_file",
@@ -18,9 +17,7 @@ process_inbox_file = define_asset_job(
     # An automatic retry (of a run whose worker died) runs every step afresh under its own
     # run id, trusting nothing the dead attempt left in scratch: the map and reduce are most of
     # the work anyway, and validate_format reads only the head of the file.
-    # A run counts as large (the service's run queue starts at most two of those at once: each
-    # uses every core) unless the sensor saw a small file, whose run is mostly Dagster's fixed cost.
-    tags={RETRY_STRATEGY_TAG: "ALL_STEPS", SIZE_TAG: LARGE},
+    tags={RETRY_STRATEGY_TAG: "ALL_STEPS"},
 )
 
 # The job as ``execute_job`` needs it: a pointer that the Dask workers rebuild from the code location.
