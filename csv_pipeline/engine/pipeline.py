@@ -98,15 +98,17 @@ def aggregate(
             assert block.error.line is not None  # a block's error names its line within the block
             raise replace_line(block.error, lines_before + block.error.line)
         lines_before += block.newlines
-    # Every reduce task's reads as slices of one matrix (map file x bucket offset) and one list of
-    # paths: lists of (path, offsets) per task came to blocks x buckets Python objects, about
-    # 200 MB at 20 GB, which the scheduler's message log also kept alive after the run.
+    # Every reduce task's reads as slices of one matrix (map file x bucket offset) and one array
+    # of paths. Lists of (path, offsets) per task came to blocks x buckets Python objects, which
+    # the scheduler's message log kept alive after the run; and Dask tokenizes every task's
+    # arguments into one string, where a list of paths is spelled out in full for each task (31 MB
+    # at 573 x 573 pieces) and an array is a digest.
     filled = [
         (result.path, result.bucket_offsets)
         for result in maps
         if result.path is not None and result.bucket_offsets is not None  # both None when it has no rows
     ]
-    paths = [path for path, _ in filled]
+    paths = np.array([path for path, _ in filled], np.str_)
     bucket_offsets = np.array([offsets for _, offsets in filled], np.int64).reshape(-1, plan.buckets + 1)
     read_bytes = 0 if storage.is_local(scratch_url, plan.storage_options) else reduce_read_bytes
     groups = bucket_groups(bucket_offsets, read_bytes)

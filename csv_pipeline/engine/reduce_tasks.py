@@ -45,7 +45,7 @@ class BucketResult:
 
 def reduce_buckets(
     buckets: range,
-    paths: list[str],
+    paths: np.ndarray,
     offsets: np.ndarray,
     scratch_url: str,
     storage_options: dict,
@@ -53,15 +53,16 @@ def reduce_buckets(
 ) -> list[BucketResult]:
     """Sum, sort and render adjacent ``buckets``.
 
-    ``paths`` are the map tasks' files that have rows; row ``i`` of ``offsets`` says where each
-    of the buckets starts in ``paths[i]``, then where the last ends. The buckets are adjacent in
-    every map file, so each file is read once for all of them: one ranged read (a GET on S3) per
-    map task and group of buckets, all of a group's reads at once. The scratch filesystem is
-    resolved once, not per piece.
+    ``paths`` (an array of strings) are the map tasks' files that have rows; row ``i`` of
+    ``offsets`` says where each of the buckets starts in ``paths[i]``, then where the last ends.
+    The buckets are adjacent in every map file, so each file is read once for all of them: one
+    ranged read (a GET on S3) per map task and group of buckets, all of a group's reads at once.
+    The scratch filesystem is resolved once, not per piece.
     """
     reuse_freed_memory()
     fs, _ = storage.filesystem(scratch_url, storage_options)
-    data = storage.map_ranges(fs, list(zip(paths, offsets[:, 0].tolist(), offsets[:, -1].tolist(), strict=True)))
+    ranges = zip(paths.tolist(), offsets[:, 0].tolist(), offsets[:, -1].tolist(), strict=True)
+    data = storage.map_ranges(fs, list(ranges))
     within = offsets - offsets[:, :1]  # where each bucket starts and ends in the bytes read
     results = []
     for index, bucket in enumerate(buckets):
