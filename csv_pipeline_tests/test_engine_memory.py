@@ -5,7 +5,6 @@ steps after the aggregation (history load, read-back) would otherwise run on top
 run's peak grew with every step it ran rather than being the largest step's.
 """
 
-import ctypes
 from pathlib import Path
 
 import psutil
@@ -13,6 +12,7 @@ from distributed import Client, LocalCluster
 
 from csv_pipeline.demo_data import write_demo_file
 from csv_pipeline.engine import aggregate, inspect_file
+from csv_pipeline.engine.allocator import release_kept_memory
 
 BLOCK_BYTES = 32 << 20  # the default block: each map task allocates a few hundred MB
 
@@ -21,7 +21,7 @@ def _trimmed_bytes() -> int:
     """RSS this worker gives back when asked to trim its heap now."""
     process = psutil.Process()
     before = process.memory_info().rss
-    ctypes.CDLL("libc.so.6").malloc_trim(0)
+    release_kept_memory()
     return before - process.memory_info().rss
 
 

@@ -105,7 +105,7 @@ def bucket_groups(bucket_offsets: np.ndarray, max_read_bytes: int) -> list[range
     ``bucket_offsets`` holds a row per map file (each bucket's start, then the end). With
     ``max_read_bytes`` 0 every bucket is a task of its own, empty ones too.
     """
-    sizes = np.diff(bucket_offsets, axis=1).sum(axis=0).astype(np.int64)
+    sizes = np.diff(bucket_offsets, axis=1).sum(axis=0)
     buckets = len(sizes)
     groups, first, held = [], 0, 0
     for bucket, size in enumerate(sizes.tolist()):
